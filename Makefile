@@ -1,0 +1,35 @@
+# Every target bootstraps what it needs (virtualenv, MariaDB) first.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+ENV := set -a && source .sluice/mysql.env && set +a
+
+.PHONY: demo test lint format build validate bench bootstrap clean
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+demo: bootstrap
+	@$(ENV) && $(BIN)/sluice demo
+
+# pytest exits 5 when it ran no test: that is a failure here, never a green run.
+test: bootstrap
+	@$(ENV) && $(BIN)/pytest -q; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: pytest ran no test" >&2; exit 1; fi; exit $$rc
+
+lint: bootstrap
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: bootstrap
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+validate: bootstrap
+	SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint
+
+build: validate
+	SAM_CLI_TELEMETRY=0 PATH=$(abspath $(BIN)):$$PATH $(BIN)/sam build --cached
+
+clean:
+	rm -rf .aws-sam .pytest_cache .ruff_cache

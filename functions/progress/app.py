@@ -1,0 +1,15 @@
+"""Progress: read the manifest and report whether every page is loaded (Step Functions task)."""
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from sluice import stages
+
+logger = Logger()
+tracer = Tracer()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    logger.append_keys(run_id=event.get("run_id"))
+    return stages.progress(stages.context(), event)

@@ -1,0 +1,3 @@
+"""Sluice: serverless MySQL to DynamoDB / MySQL migration."""
+
+__version__ = "0.1.0"

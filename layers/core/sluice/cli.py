@@ -1,0 +1,118 @@
+"""The `sluice` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import contract as contract_mod
+from .errors import ContractError, SluiceError
+
+
+def cmd_init(args) -> int:
+    from .db import connect, parse_url
+    from .scaffold import starter_contract
+
+    info = parse_url(args.source)
+    if not info.database:
+        raise SluiceError("--source must name a database: mysql://user:pw@host:port/DATABASE")
+    if args.target != "dynamodb" and not args.target.startswith(("mysql://", "mariadb://")):
+        raise SluiceError("--target is 'dynamodb' or a mysql://host:port/database URL")
+    conn = connect(info)
+    doc = starter_contract(conn, info, args.target)
+    text = json.dumps(doc, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}: {len(doc['tables'])} tables and views", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    for s in doc.get("skipped", []):
+        print(f"left out {s['source']}: {s['reason']}", file=sys.stderr)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    try:
+        doc = contract_mod.load_document(args.file)
+    except ContractError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    found = contract_mod.problems(doc)
+    if not found and args.live:
+        from .db import connect, resolve
+        from .source import introspect
+        from .validate import check_against_source
+
+        c = contract_mod.parse(doc)
+        conn = connect(resolve("source", c.source_url, c.source_database))
+        try:
+            check_against_source(c, introspect(conn, c.source_database))
+        except ContractError as exc:
+            found = exc.problems
+    if found:
+        print(f"{args.file}: {len(found)} problem(s)", file=sys.stderr)
+        for p in found:
+            print(f"  {p}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: valid")
+    return 0
+
+
+def cmd_run(args) -> int:
+    if not args.local:
+        raise SluiceError(
+            "only --local runs from here; on AWS use `sluice start --stack NAME` (see README)"
+        )
+    from .local.run import run_local
+
+    summary = run_local(args.contract, as_json=args.json, timeout=args.timeout)
+    return 0 if summary["ok"] else 1
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(scale=args.scale)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="sluice", description="Serverless MySQL migration to DynamoDB or MySQL"
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("init", help="write a starter contract from the live schema")
+    s.add_argument("--source", required=True, help="mysql://user:pw@host:port/database")
+    s.add_argument("--target", required=True, help="'dynamodb' or mysql://user@host:port/database")
+    s.add_argument("-o", "--output")
+    s.set_defaults(fn=cmd_init)
+    s = sub.add_parser("validate", help="report every problem of a contract with its JSON path")
+    s.add_argument("file")
+    s.add_argument(
+        "--live", action="store_true", help="also check tables and columns against the source"
+    )
+    s.set_defaults(fn=cmd_validate)
+    s = sub.add_parser("run", help="run a migration (--local: on this machine)")
+    s.add_argument("--local", action="store_true")
+    s.add_argument("--contract", required=True)
+    s.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    s.add_argument("--timeout", type=float, default=3600)
+    s.set_defaults(fn=cmd_run)
+    s = sub.add_parser("demo", help="build the sample shop database and migrate it twice")
+    s.add_argument("--scale", type=float, default=float(os.environ.get("SLUICE_DEMO_SCALE", "1.0")))
+    s.set_defaults(fn=cmd_demo)
+    args = p.parse_args(argv)
+    try:
+        return args.fn(args)
+    except ContractError as exc:
+        print(f"sluice: {exc}", file=sys.stderr)
+        return 1
+    except SluiceError as exc:
+        print(f"sluice: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Settings every stage reads from its environment (set by template.yaml)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .errors import SluiceError
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    bucket: str
+    manifest_table: str
+    extract_queue_url: str
+    dlq_urls: dict[str, str]
+    max_receive_count: int
+    create_missing_tables: bool
+    poll_seconds: int
+    run_timeout_seconds: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+
+        def need(name: str) -> str:
+            if not env.get(name):
+                raise SluiceError(f"environment variable {name} is not set (template.yaml sets it)")
+            return env[name]
+
+        return cls(
+            bucket=need("SLUICE_BUCKET"),
+            manifest_table=need("SLUICE_MANIFEST_TABLE"),
+            extract_queue_url=env.get("SLUICE_EXTRACT_QUEUE_URL", ""),
+            dlq_urls={
+                stage: env[f"SLUICE_{stage.upper()}_DLQ_URL"]
+                for stage in ("extract", "transform", "load")
+                if env.get(f"SLUICE_{stage.upper()}_DLQ_URL")
+            },
+            max_receive_count=int(env.get("SLUICE_MAX_RECEIVE_COUNT", "3")),
+            create_missing_tables=env.get("SLUICE_CREATE_MISSING_TABLES", "false").lower()
+            == "true",
+            poll_seconds=int(env.get("SLUICE_POLL_SECONDS", "15")),
+            run_timeout_seconds=int(env.get("SLUICE_RUN_TIMEOUT_SECONDS", "86400")),
+        )

@@ -1,0 +1,291 @@
+"""The migration contract: what moves where, loaded, validated and typed."""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .db import url_has_password
+from .errors import ContractError
+
+DEFAULT_PAGE_SIZE = 10_000
+DEFAULT_BULK_THRESHOLD = 50_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class KeyTemplate:
+    """A key template such as `ORDER#{order_id}`: literal pieces and column fields."""
+
+    text: str
+    parts: tuple[tuple[str, str | None], ...]  # (literal, column or None)
+
+    @classmethod
+    def parse(cls, text: str) -> KeyTemplate:
+        parts = []
+        for literal, name, spec, conv in string.Formatter().parse(text):
+            if spec or conv:
+                raise ValueError(f"template {text!r}: format specs are not supported in {{{name}}}")
+            if name is not None and not name:
+                raise ValueError(f"template {text!r}: empty {{}} field")
+            parts.append((literal, name))
+        return cls(text, tuple(parts))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(c for _, c in self.parts if c)
+
+
+@dataclass(frozen=True, slots=True)
+class DynamoTable:
+    name: str
+    partition_key: str
+    sort_key: str | None
+    billing_mode: str = "PAY_PER_REQUEST"
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    source: str
+    kind: str  # "table" | "view"
+    key: tuple[str, ...]
+    page_size: int
+    include: tuple[str, ...] | None
+    exclude: tuple[str, ...]
+    rename: dict[str, str]
+    target_table: str
+    partition_key: KeyTemplate | None = None
+    sort_key: KeyTemplate | None = None
+    attributes: dict[str, KeyTemplate] = field(default_factory=dict)
+    on_conflict: str = "replace"
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    raw: dict[str, Any]
+    source_database: str
+    source_url: str | None
+    target_kind: str  # "dynamodb" | "mysql"
+    target_database: str | None
+    target_url: str | None
+    endpoint_url: str | None
+    null_values: str
+    dynamo_tables: dict[str, DynamoTable]
+    tables: tuple[TableSpec, ...]
+    bulk_threshold_rows: int
+
+    def table(self, name: str) -> TableSpec:
+        for t in self.tables:
+            if t.source == name:
+                return t
+        raise KeyError(f"table {name!r} is not in the contract")
+
+    def to_json(self) -> str:
+        return json.dumps(self.raw, indent=2, sort_keys=False)
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(resources.files("sluice").joinpath("schemas/contract-v1.json").read_text())
+
+
+def _path(parts) -> str:
+    out = "$"
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return out
+
+
+def load_document(path: str | Path) -> dict[str, Any]:
+    text = Path(path).read_text()
+    if str(path).endswith((".yaml", ".yml")):
+        import yaml
+
+        return yaml.safe_load(text)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ContractError([f"$: not valid JSON ({exc.msg} at line {exc.lineno})"]) from exc
+
+
+def problems(doc: Any) -> list[str]:
+    """Every problem in `doc`, each as `<JSON path>: <what is wrong and what to do>`."""
+    found = []
+    validator = jsonschema.Draft202012Validator(schema())
+    for err in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
+        found.extend(_describe(err))
+    if found:
+        return found
+    found.extend(_semantic_problems(doc))
+    return found
+
+
+def _describe(err: jsonschema.ValidationError) -> list[str]:
+    where = _path(err.absolute_path)
+    if err.validator == "oneOf" and list(err.absolute_path) == ["target"]:
+        kind = err.instance.get("kind") if isinstance(err.instance, dict) else None
+        branch = {"dynamodb": 0, "mysql": 1}.get(kind)
+        if branch is None:
+            return [f"{where}.kind: must be 'dynamodb' or 'mysql'"]
+        subs = [e for e in err.context if e.relative_schema_path[0] == branch]
+        return [
+            f"{_path(list(err.absolute_path) + list(e.absolute_path))}: {e.message}" for e in subs
+        ]
+    if err.validator == "additionalProperties":
+        return [f"{where}: {err.message} (remove it, or check its spelling)"]
+    if err.validator == "pattern" and "A-Za-z0-9_$" in str(err.validator_value):
+        return [f"{where}: {err.instance!r} is not a plain MySQL identifier"]
+    return [f"{where}: {err.message}"]
+
+
+def _template_problems(text: str, where: str) -> list[str]:
+    try:
+        KeyTemplate.parse(text)
+    except ValueError as exc:
+        return [f"{where}: {exc}"]
+    return []
+
+
+def _semantic_problems(doc: dict[str, Any]) -> list[str]:
+    found = []
+    for url_path, url in (
+        ("$.source.url", doc["source"].get("url")),
+        ("$.target.url", doc["target"].get("url")),
+    ):
+        if url and url_has_password(url):
+            found.append(
+                f"{url_path}: holds a password; credentials never go in the contract "
+                "(use SLUICE_SOURCE_URL / SLUICE_TARGET_URL or a Secrets Manager secret)"
+            )
+    target = doc["target"]
+    seen_sources = {}
+    seen_keys: dict[tuple, str] = {}
+    for i, t in enumerate(doc["tables"]):
+        where = f"$.tables[{i}]"
+        if t["source"] in seen_sources:
+            found.append(
+                f"{where}.source: {t['source']!r} is listed twice (also at {seen_sources[t['source']]})"
+            )
+        seen_sources[t["source"]] = where
+        tgt = t["target"]
+        if target["kind"] == "dynamodb":
+            name = tgt.get("table")
+            if not name:
+                found.append(f"{where}.target.table: required: name one of $.target.tables")
+                continue
+            if name not in target["tables"]:
+                found.append(f"{where}.target.table: {name!r} is not declared in $.target.tables")
+                continue
+            decl = target["tables"][name]
+            if "partition_key" not in tgt:
+                found.append(
+                    f"{where}.target.partition_key: required: a template such as 'USER#{{id}}'"
+                )
+            if decl.get("sort_key") and "sort_key" not in tgt:
+                found.append(
+                    f"{where}.target.sort_key: required: table {name!r} has sort key {decl['sort_key']!r}"
+                )
+            if "sort_key" in tgt and not decl.get("sort_key"):
+                found.append(f"{where}.target.sort_key: table {name!r} declares no sort key")
+            for k in ("partition_key", "sort_key"):
+                if k in tgt:
+                    found.extend(_template_problems(tgt[k], f"{where}.target.{k}"))
+            for attr, text in tgt.get("attributes", {}).items():
+                found.extend(_template_problems(text, f"{where}.target.attributes.{attr}"))
+            if "on_conflict" in tgt:
+                found.append(f"{where}.target.on_conflict: only for MySQL targets")
+            sig = (
+                name,
+                _literal_shape(tgt.get("partition_key", "")),
+                _literal_shape(tgt.get("sort_key", "")),
+            )
+            if sig in seen_keys:
+                found.append(
+                    f"{where}.target: keys {tgt.get('partition_key')!r}/{tgt.get('sort_key')!r} can collide "
+                    f"with {seen_keys[sig]} in table {name!r}: give each entity its own prefix"
+                )
+            seen_keys[sig] = where
+        else:
+            for k in ("partition_key", "sort_key", "attributes"):
+                if k in tgt:
+                    found.append(f"{where}.target.{k}: only for DynamoDB targets")
+    return found
+
+
+def _literal_shape(text: str) -> tuple:
+    """The literal skeleton of a template: equal skeletons mean keys of two entities can collide."""
+    try:
+        return tuple((lit, name is not None) for lit, name in KeyTemplate.parse(text).parts)
+    except ValueError:
+        return (text,)
+
+
+def parse(doc: dict[str, Any]) -> Contract:
+    """Validate and type a contract document; raise ContractError listing every problem."""
+    found = problems(doc)
+    if found:
+        raise ContractError(found)
+    defaults = doc.get("defaults", {})
+    target = doc["target"]
+    dynamo_tables = (
+        {
+            name: DynamoTable(
+                name,
+                d["partition_key"],
+                d.get("sort_key"),
+                d.get("billing_mode", "PAY_PER_REQUEST"),
+            )
+            for name, d in target.get("tables", {}).items()
+        }
+        if target["kind"] == "dynamodb"
+        else {}
+    )
+    tables = []
+    for t in doc["tables"]:
+        tgt = t["target"]
+        cols = t.get("columns", {})
+        tables.append(
+            TableSpec(
+                source=t["source"],
+                kind=t.get("kind", "table"),
+                key=tuple(t["key"]),
+                page_size=t.get("page_size", defaults.get("page_size", DEFAULT_PAGE_SIZE)),
+                include=tuple(cols["include"]) if "include" in cols else None,
+                exclude=tuple(cols.get("exclude", ())),
+                rename=dict(cols.get("rename", {})),
+                target_table=tgt.get("table", t["source"]),
+                partition_key=KeyTemplate.parse(tgt["partition_key"])
+                if "partition_key" in tgt
+                else None,
+                sort_key=KeyTemplate.parse(tgt["sort_key"]) if "sort_key" in tgt else None,
+                attributes={a: KeyTemplate.parse(v) for a, v in tgt.get("attributes", {}).items()},
+                on_conflict=tgt.get("on_conflict", "replace"),
+            )
+        )
+    return Contract(
+        raw=doc,
+        source_database=doc["source"]["database"],
+        source_url=doc["source"].get("url"),
+        target_kind=target["kind"],
+        target_database=target.get("database"),
+        target_url=target.get("url"),
+        endpoint_url=target.get("endpoint_url"),
+        null_values=target.get("null_values", "omit"),
+        dynamo_tables=dynamo_tables,
+        tables=tuple(tables),
+        bulk_threshold_rows=defaults.get("bulk_threshold_rows", DEFAULT_BULK_THRESHOLD),
+    )
+
+
+def load(path: str | Path) -> Contract:
+    return parse(load_document(path))
+
+
+def from_json(text: str) -> Contract:
+    return parse(json.loads(text))

@@ -1,0 +1,270 @@
+"""`sluice run --local`: one migration through the local stack, with progress and a summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import aws
+from ..contract import load_document, parse
+from ..manifest import TableProgress
+from ..stages import _manifest
+from .runtime import LocalStack, handler_output_to
+
+
+def local_contract(doc: dict) -> dict:
+    """The contract as the local run uses it: a DynamoDB endpoint from AWS_ENDPOINT_URL_DYNAMODB
+    becomes the target's (the manifest stays in the in-process emulator)."""
+    doc = json.loads(json.dumps(doc))
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    if doc["target"]["kind"] == "dynamodb" and endpoint and not doc["target"].get("endpoint_url"):
+        doc["target"]["endpoint_url"] = endpoint
+    return doc
+
+
+class ProgressView:
+    """Per-table bars on a terminal; a line per change otherwise."""
+
+    def __init__(self, stream, live: bool):
+        self.stream, self.live = stream, live
+        self.lines = 0
+        self.last = ""
+
+    def show(self, tables: dict[str, TableProgress]) -> None:
+        rows = []
+        for name in sorted(tables):
+            t = tables[name]
+            frac = t.pages_loaded / t.pages if t.pages else 1.0
+            bar = "#" * int(frac * 24) + "-" * (24 - int(frac * 24))
+            rows.append(
+                f"  {name:<24.24} [{bar}] {t.pages_loaded:>5}/{t.pages:<5} pages  {t.loaded:>9,} rows loaded  {t.rejected:>6,} rejected"
+            )
+        text = "\n".join(rows)
+        if text == self.last:
+            return
+        self.last = text
+        if self.live:
+            if self.lines:
+                self.stream.write(f"\x1b[{self.lines}F")
+            self.stream.write("\n".join(r + "\x1b[K" for r in rows) + "\n")
+            self.lines = len(rows)
+        else:
+            done = sum(t.pages_loaded for t in tables.values())
+            total = sum(t.pages for t in tables.values())
+            self.stream.write(f"  progress: {done}/{total} pages loaded\n")
+        self.stream.flush()
+
+
+def run_local(
+    contract_path: str | Path,
+    *,
+    as_json: bool = False,
+    run_id: str | None = None,
+    timeout: float = 3600,
+    state_dir: Path | None = None,
+    samples: int = 0,
+    out=None,
+    err=None,
+) -> dict[str, Any]:
+    """Run one migration locally; returns the summary (also printed)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    doc = local_contract(load_document(contract_path))
+    contract = parse(doc)
+    run_id = run_id or time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}"
+    state_dir = state_dir or Path(".sluice") / "runs" / run_id
+    saved_endpoint = os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+    started = time.time()
+    try:
+        with handler_output_to(state_dir / "lambda.log"), LocalStack() as stack:
+            view = ProgressView(err, live=err.isatty() and not as_json)
+            manifest = _manifest(stack.environment["SLUICE_MANIFEST_TABLE"])
+            if not as_json:
+                err.write(
+                    f"sluice: run {run_id}: {len(contract.tables)} tables "
+                    f"{contract.source_database} -> {contract.target_kind} (logs: {state_dir / 'lambda.log'})\n"
+                )
+            arn = stack.start_execution(
+                {"contract": doc, "run_id": run_id, "poll_seconds": 1}, name=run_id
+            )
+
+            def tick():
+                if not as_json:
+                    view.show(manifest.progress(run_id))
+
+            desc = stack.wait(arn, timeout=timeout, on_tick=tick)
+            summary = _summary(stack, manifest, run_id, arn, desc, time.time() - started)
+            summary["log_file"] = str(state_dir / "lambda.log")
+            if samples and contract.target_kind == "dynamodb":
+                summary["samples"] = sample_items(contract, samples)
+    finally:
+        if saved_endpoint is not None:
+            os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = saved_endpoint
+        aws.reset_clients()
+    (state_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    if as_json:
+        out.write(json.dumps(summary, default=str) + "\n")
+    else:
+        out.write(render_summary(summary))
+    out.flush()
+    return summary
+
+
+def _summary(
+    stack: LocalStack, manifest, run_id: str, arn: str, desc: dict, seconds: float
+) -> dict:
+    tables = manifest.progress(run_id)
+    verify = _verify_report(stack, run_id)
+    history = stack.history(arn)
+    state_types = sorted(
+        {e["type"] for e in history if e["type"].startswith(("Map", "TaskState", "Wait"))}
+    )
+    per_table = {}
+    for name, t in sorted(tables.items()):
+        d = t.to_dict()
+        d["rows_per_second"] = round(t.loaded / t.seconds) if t.seconds else None
+        per_table[name] = d
+    status = desc["status"]
+    return {
+        "run_id": run_id,
+        "status": status,
+        "ok": status == "SUCCEEDED",
+        "seconds": round(seconds, 2),
+        "verdict": verify.get("verdict") or _failure(desc) or status,
+        "tables": per_table,
+        "execution": {"arn": arn, "status": status, "history_event_types": state_types},
+        "sqs_messages": {
+            "consumed": dict(stack.stats.consumed),
+            "failed": dict(stack.stats.failed),
+        },
+        "invocations": dict(stack.stats.invocations),
+    }
+
+
+def sample_items(contract, n: int) -> dict[str, list[dict]]:
+    """The target items of each table's first `n` source rows, read back from DynamoDB.
+
+    Keys are made by the same transform that made the items, from rows read afresh.
+    """
+    import pyarrow as pa
+    from boto3.dynamodb.types import TypeDeserializer
+
+    from ..db import connect, resolve
+    from ..source import introspect, read_page
+    from ..stages import _dynamo_client
+    from ..transform import item_plan, to_dynamodb_items
+    from ..types import arrow_schema
+
+    des = TypeDeserializer()
+    dynamo = _dynamo_client(contract)
+    info = resolve("source", contract.source_url, contract.source_database)
+    conn, raw = connect(info), connect(info, raw=True)
+    sources = introspect(conn, contract.source_database)
+    out: dict[str, list[dict]] = {}
+    for spec in contract.tables:
+        src = sources[spec.source]
+        batches = read_page(raw, contract.source_database, src, spec.key, None, None, chunk_rows=n)
+        first = next(iter(batches), None)
+        batches.close()
+        if first is None:
+            continue
+        page = pa.Table.from_batches([first.slice(0, n)], schema=arrow_schema(src.columns))
+        plan = item_plan(contract, spec, page.column_names)
+        lines, _ = to_dynamodb_items(page, plan)
+        table = contract.dynamo_tables[spec.target_table]
+        items = []
+        for line in lines.to_pylist():
+            item = json.loads(line)["Item"]
+            key = {k: item[k] for k in (table.partition_key, table.sort_key) if k}
+            got = dynamo.get_item(TableName=table.name, Key=key).get("Item")
+            items.append(
+                {k: _jsonable(des.deserialize(v)) for k, v in got.items()}
+                if got
+                else {"missing": key}
+            )
+        out[spec.source] = items
+    conn.close()
+    raw.close()
+    return out
+
+
+def _failure(desc: dict) -> str | None:
+    """An execution's failure in one line: the handler's error type and message if it was one."""
+    cause = desc.get("cause")
+    if not cause:
+        return desc.get("error")
+    try:
+        err = json.loads(cause)
+        return f"{desc.get('error', 'failed')}: {err['errorType']}: {err['errorMessage']}"
+    except (ValueError, KeyError, TypeError):
+        return f"{desc.get('error', 'failed')}: {cause}"
+
+
+def _verify_report(stack: LocalStack, run_id: str) -> dict:
+    """The Verify stage's report from staging (it is there whether the run succeeded or not)."""
+    try:
+        body = aws.client("s3").get_object(
+            Bucket=stack.environment["SLUICE_BUCKET"], Key=f"runs/{run_id}/verify.json"
+        )
+    except aws.client("s3").exceptions.NoSuchKey:
+        return {}
+    return json.loads(body["Body"].read())
+
+
+def render_summary(s: dict) -> str:
+    lines = ["", f"Run {s['run_id']}: {s['status']} in {s['seconds']:.1f} s", ""]
+    head = f"  {'table':<24} {'extracted':>10} {'loaded':>10} {'rejected':>9} {'pages':>6} {'seconds':>8} {'rows/s':>9}"
+    lines += [head, "  " + "-" * (len(head) - 2)]
+    for name, t in s["tables"].items():
+        rps = f"{t['rows_per_second']:,}" if t["rows_per_second"] else "-"
+        lines.append(
+            f"  {name:<24} {t['extracted']:>10,} {t['loaded']:>10,} {t['rejected']:>9,} {t['pages']:>6} {t['seconds']:>8.2f} {rps:>9}"
+        )
+        for p in t["failed_pages"]:
+            lines.append(
+                f"      page {p['page']}: {p['status']} at {p['stage']} after {p['attempts']} attempts: {p['error']}"
+            )
+    if s.get("samples"):
+        lines += ["", "  Sample items (the single-table design):"]
+        for table, items in s["samples"].items():
+            for item in items:
+                lines.append(f"    {table:<14} {_compact(item)}")
+    lines += ["", f"  {s['verdict']}", ""]
+    return "\n".join(lines)
+
+
+def _jsonable(v):
+    """A deserialised DynamoDB value as plain JSON (numbers stay exact as text when fractional)."""
+    from decimal import Decimal
+
+    from boto3.dynamodb.types import Binary
+
+    if isinstance(v, Binary | bytes | bytearray):
+        return {"bytes": len(bytes(v))}
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() and abs(v) < 2**53 else str(v)
+    if isinstance(v, set):
+        return sorted(_jsonable(x) for x in v)
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def _compact(item: dict, width: int = 150) -> str:
+    keys = [k for k in ("PK", "SK") if k in item] + sorted(k for k in item if k not in ("PK", "SK"))
+    text = ", ".join(f"{k}={_short(item[k])}" for k in keys)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _short(v) -> str:
+    if isinstance(v, dict) and set(v) == {"bytes"}:
+        return f"<{v['bytes']} bytes>"
+    if isinstance(v, list | dict):
+        return json.dumps(v, default=str, ensure_ascii=False)
+    return str(v)

@@ -1,0 +1,454 @@
+"""Run a migration locally: the real ASL in moto's interpreter, the real handlers in-process,
+SQS and S3 wiring as template.yaml declares it, and real MySQL/MariaDB servers."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+import warnings
+import zipfile
+from collections import Counter
+from collections.abc import Callable
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import aws
+from .moto_hooks import lambda_routes
+from .template import Function, Resolver, Template
+
+ACCOUNT = "123456789012"
+LOCAL_OVERRIDES = {"CreateMissingTables": "true", "PollSeconds": "1"}
+RETRY_DELAY_SECONDS = (
+    1  # a failed message reappears after this, not the deployed visibility timeout
+)
+
+
+def project_root() -> Path:
+    """The folder holding template.yaml: SLUICE_PROJECT_ROOT, else the source checkout."""
+    if root := os.environ.get("SLUICE_PROJECT_ROOT"):
+        return Path(root)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "template.yaml").exists():
+            return parent
+    raise FileNotFoundError(
+        "template.yaml not found: set SLUICE_PROJECT_ROOT to the Sluice checkout"
+    )
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    timeout: int = 300
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{aws.region()}:{ACCOUNT}:function:{self.function_name}"
+
+    @property
+    def function_version(self) -> str:
+        return "$LATEST"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout - (time.monotonic() - self.started)) * 1000))
+
+
+@dataclass
+class Stats:
+    """What the local runtime saw: SQS messages handled per stage, invocations per function."""
+
+    consumed: Counter = field(default_factory=Counter)
+    failed: Counter = field(default_factory=Counter)
+    invocations: Counter = field(default_factory=Counter)
+
+
+class LocalStack:
+    """The stack of template.yaml, created in moto, with its handlers loaded in-process."""
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        parameters: dict[str, str] | None = None,
+        name: str = "sluice-local",
+    ):
+        self.root = root or project_root()
+        self.template = Template.load(self.root / "template.yaml")
+        self.params = {
+            **self.template.parameter_defaults(),
+            **LOCAL_OVERRIDES,
+            **(parameters or {}),
+        }
+        self.name = name
+        self.stats = Stats()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._exit = ExitStack()
+        self.handlers: dict[str, Callable] = {}
+
+    # ---------------------------------------------------------------- lifecycle
+    def __enter__(self) -> LocalStack:
+        from moto import mock_aws
+
+        # moto's interpreter logs every caught ASL error at ERROR level; the execution history
+        # and the summary report failures, so keep them out of the terminal.
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+        for k, v in {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": aws.region(),
+            "AWS_REGION": aws.region(),
+        }.items():
+            os.environ.setdefault(k, v)
+        # Lambda stays on moto's full backend (not lambda_simple): its invoke is what moto_hooks replaces.
+        mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._exit.enter_context(mock)
+        aws.reset_clients()
+        self._exit.callback(aws.reset_clients)
+        self._create_resources()
+        self._exit.enter_context(
+            lambda_routes({self.function_names[f]: self._route(f) for f in self.template.functions})
+        )
+        self._start_consumers()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+        self._exit.close()
+
+    # ---------------------------------------------------------------- resources
+    def _create_resources(self) -> None:
+        t, region = self.template, aws.region()
+        s3, sqs, ddb = aws.client("s3"), aws.client("sqs"), aws.client("dynamodb")
+        refs: dict[str, str] = {}
+        attrs: dict[tuple[str, str], str] = {}
+        params = {
+            **self.params,
+            "AWS::Region": region,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::StackName": self.name,
+            "AWS::Partition": "aws",
+            "AWS::NoValue": None,
+        }
+        resolve = Resolver(params, refs, attrs, {})
+        resolve.conditions = {
+            k: self._condition(v, resolve) for k, v in t.doc.get("Conditions", {}).items()
+        }
+
+        for lid, res in t.resources_of("AWS::S3::Bucket").items():
+            name = resolve(res["Properties"]["BucketName"]).lower()
+            s3.create_bucket(Bucket=name)
+            refs[lid] = name
+            attrs[(lid, "Arn")] = f"arn:aws:s3:::{name}"
+        # Dead-letter queues first: a queue's redrive policy names its DLQ's ARN.
+        ordered = sorted(t.queues.values(), key=lambda q: q.dlq is not None)
+        for q in ordered:
+            qname = f"{self.name}-{q.logical_id}"
+            qattrs = {"VisibilityTimeout": str(q.visibility_timeout)}
+            if q.dlq:
+                qattrs["RedrivePolicy"] = json.dumps(
+                    {
+                        "deadLetterTargetArn": attrs[(q.dlq, "Arn")],
+                        "maxReceiveCount": int(resolve(q.max_receive_count)),
+                    }
+                )
+            url = sqs.create_queue(QueueName=qname, Attributes=qattrs)["QueueUrl"]
+            refs[q.logical_id] = url
+            attrs[(q.logical_id, "Arn")] = f"arn:aws:sqs:{region}:{ACCOUNT}:{qname}"
+            attrs[(q.logical_id, "QueueName")] = qname
+        for lid, res in t.resources_of("AWS::DynamoDB::Table").items():
+            props = res["Properties"]
+            name = f"{self.name}-{lid}"
+            ddb.create_table(
+                TableName=name,
+                AttributeDefinitions=props["AttributeDefinitions"],
+                KeySchema=props["KeySchema"],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            refs[lid] = name
+        self.function_names = {lid: f"{self.name}-{lid}" for lid in t.functions}
+        for lid, fname in self.function_names.items():
+            refs[lid] = fname
+            attrs[(lid, "Arn")] = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{fname}"
+        for lid in t.resources_of("AWS::Serverless::LayerVersion"):
+            refs[lid] = f"arn:aws:lambda:{region}:{ACCOUNT}:layer:{lid}:1"
+        self.refs, self.attrs, self.resolve = refs, attrs, resolve
+
+        self._configure_notifications(s3)
+        self._create_functions()
+        self._create_state_machine()
+
+    @staticmethod
+    def _condition(expr: Any, resolve: Resolver) -> bool:
+        if "Fn::Not" in expr:
+            return not LocalStack._condition(expr["Fn::Not"][0], resolve)
+        if "Fn::Equals" in expr:
+            a, b = (resolve(x) for x in expr["Fn::Equals"])
+            return a == b
+        raise ValueError(f"template condition not supported locally: {expr}")
+
+    def _configure_notifications(self, s3) -> None:
+        (bucket_lid,) = self.template.resources_of("AWS::S3::Bucket")
+        configs = []
+        for n in self.template.notifications:
+            rules = [
+                {"Name": k, "Value": v}
+                for k, v in (("prefix", n.prefix), ("suffix", n.suffix))
+                if v
+            ]
+            configs.append(
+                {
+                    "QueueArn": self.attrs[(n.queue, "Arn")],
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": rules}},
+                }
+            )
+        s3.put_bucket_notification_configuration(
+            Bucket=self.refs[bucket_lid], NotificationConfiguration={"QueueConfigurations": configs}
+        )
+
+    def function_environment(self, fn: Function) -> dict[str, str]:
+        env = {k: self.resolve(v) for k, v in fn.environment.items()}
+        return {k: "" if v is None else str(v) for k, v in env.items()}
+
+    def _create_functions(self) -> None:
+        lam, iam = aws.client("lambda"), aws.client("iam")
+        role = iam.create_role(
+            RoleName=f"{self.name}-role",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {
+                                "Service": ["lambda.amazonaws.com", "states.amazonaws.com"]
+                            },
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        self.role_arn = role
+        zbuf = io.BytesIO()
+        with zipfile.ZipFile(zbuf, "w") as z:
+            z.writestr("app.py", "# dispatched in-process by sluice.local\n")
+        envs = {lid: self.function_environment(fn) for lid, fn in self.template.functions.items()}
+        merged: dict[str, str] = {}
+        for env in envs.values():
+            for k, v in env.items():
+                if merged.get(k, v) != v:
+                    raise ValueError(
+                        f"template: {k} differs between functions; the local runtime shares one environment"
+                    )
+                merged[k] = v
+        # In-process handlers share one process environment: every function's variables,
+        # which must agree (checked above), set before the handler modules are imported.
+        os.environ.update(merged)
+        self.environment = merged
+        for lid, fn in self.template.functions.items():
+            lam.create_function(
+                FunctionName=self.function_names[lid],
+                Runtime="python3.11",
+                Role=role,
+                Handler=fn.handler,
+                Code={"ZipFile": zbuf.getvalue()},
+                Timeout=fn.timeout,
+                Environment={"Variables": envs[lid]},
+            )
+            self.handlers[lid] = self._load_handler(fn)
+
+    def _load_handler(self, fn: Function) -> Callable:
+        module_name, func_name = fn.handler.rsplit(".", 1)
+        path = self.root / fn.code_uri / f"{module_name}.py"
+        spec = importlib.util.spec_from_file_location(f"sluice_handler_{fn.logical_id}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return getattr(module, func_name)
+
+    def _create_state_machine(self) -> None:
+        lid, path, subs = self.template.state_machine()
+        definition = path.read_text()
+        for k, v in subs.items():
+            definition = definition.replace("${" + k + "}", str(self.resolve(v)))
+        sfn = aws.client("stepfunctions")
+        self.state_machine_arn = sfn.create_state_machine(
+            name=f"{self.name}-migration", definition=definition, roleArn=self.role_arn
+        )["stateMachineArn"]
+
+    # ---------------------------------------------------------------- invocation
+    def _route(self, lid: str) -> Callable[[str, dict], object]:
+        fn = self.template.functions[lid]
+
+        def invoke(_name: str, event: dict) -> object:
+            self.stats.invocations[lid] += 1
+            return self.handlers[lid](
+                event, LambdaContext(self.function_names[lid], timeout=fn.timeout)
+            )
+
+        return invoke
+
+    def invoke(self, lid: str, event: dict) -> object:
+        """Call a function's handler as Lambda would (sam local invoke, in-process)."""
+        return self._route(lid)(lid, event)
+
+    # ---------------------------------------------------------------- SQS event sources
+    def _start_consumers(self) -> None:
+        for lid, fn in self.template.functions.items():
+            for src in fn.sqs_sources:
+                th = threading.Thread(
+                    target=self._consume, args=(lid, src), name=f"sqs-{lid}", daemon=True
+                )
+                th.start()
+                self._threads.append(th)
+
+    def _consume(self, lid: str, src) -> None:
+        sqs = aws.client("sqs")
+        url = self.refs[src.queue]
+        arn = self.attrs[(src.queue, "Arn")]
+        while not self._stop.is_set():
+            try:
+                msgs = sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=min(10, src.batch_size),
+                    WaitTimeSeconds=0,
+                    AttributeNames=["All"],
+                ).get("Messages", [])
+            except Exception:  # the emulator is shutting down
+                if self._stop.is_set():
+                    return
+                raise
+            if not msgs:
+                self._stop.wait(0.05)
+                continue
+            event = {"Records": [_sqs_record(m, arn) for m in msgs]}
+            try:
+                resp = self.invoke(lid, event) or {}
+                failed_ids = {f["itemIdentifier"] for f in resp.get("batchItemFailures", [])}
+                if not src.report_failures and failed_ids:
+                    failed_ids = {m["MessageId"] for m in msgs}
+            except Exception:  # an unhandled error fails the whole batch, as on Lambda
+                failed_ids = {m["MessageId"] for m in msgs}
+            for m in msgs:
+                if m["MessageId"] in failed_ids:
+                    self.stats.failed[src.queue] += 1
+                    sqs.change_message_visibility(
+                        QueueUrl=url,
+                        ReceiptHandle=m["ReceiptHandle"],
+                        VisibilityTimeout=RETRY_DELAY_SECONDS,
+                    )
+                else:
+                    self.stats.consumed[src.queue] += 1
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    # ---------------------------------------------------------------- executions
+    def start_execution(self, payload: dict, name: str | None = None) -> str:
+        sfn = aws.client("stepfunctions")
+        kwargs = {"stateMachineArn": self.state_machine_arn, "input": json.dumps(payload)}
+        if name:
+            kwargs["name"] = name
+        return sfn.start_execution(**kwargs)["executionArn"]
+
+    def wait(
+        self, execution_arn: str, timeout: float = 3600, on_tick: Callable[[], None] | None = None
+    ) -> dict:
+        sfn = aws.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            desc = sfn.describe_execution(executionArn=execution_arn)
+            if desc["status"] != "RUNNING":
+                if on_tick:
+                    on_tick()
+                return desc
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {execution_arn} still running after {timeout} s")
+            if on_tick:
+                on_tick()
+            time.sleep(0.25)
+
+    def history(self, execution_arn: str) -> list[dict]:
+        sfn = aws.client("stepfunctions")
+        events, kwargs = [], {"executionArn": execution_arn}
+        while True:
+            resp = sfn.get_execution_history(**kwargs)
+            events.extend(resp["events"])
+            if not resp.get("nextToken"):
+                return events
+            kwargs["nextToken"] = resp["nextToken"]
+
+
+def _sqs_record(m: dict, arn: str) -> dict:
+    return {
+        "messageId": m["MessageId"],
+        "receiptHandle": m["ReceiptHandle"],
+        "body": m["Body"],
+        "attributes": m.get("Attributes", {}),
+        "messageAttributes": m.get("MessageAttributes", {}),
+        "md5OfBody": m.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": aws.region(),
+    }
+
+
+class _LogSwitch:
+    """A stdout stand-in whose destination changes per run.
+
+    Powertools loggers keep the stream that was sys.stdout when they were created; handler
+    modules are imported once per run but share the named logger, so a later run must be
+    able to point the same stream object at its own log file.
+    """
+
+    def __init__(self):
+        self.target = None
+
+    def write(self, text: str) -> int:
+        return (self.target or sys.__stdout__).write(text)
+
+    def flush(self) -> None:
+        (self.target or sys.__stdout__).flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+_SWITCH = _LogSwitch()
+
+
+@contextmanager
+def handler_output_to(path: Path):
+    """While active, what handlers print (Powertools logs and metrics) goes to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    real = sys.stdout
+    with open(path, "a", buffering=1) as f:
+        _SWITCH.target = f
+        sys.stdout = _SWITCH
+        try:
+            yield
+        finally:
+            sys.stdout = real
+            _SWITCH.target = None

@@ -1,0 +1,224 @@
+"""The run manifest in DynamoDB: runs, tables and pages, whose status only moves forward."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from boto3.dynamodb.conditions import Key
+
+from .staging import PageRef
+
+STATUSES = ("pending", "extracted", "transformed", "loaded")
+RANK = {s: i for i, s in enumerate(STATUSES)}
+COUNT_FIELD = {"extracted": "extracted", "transformed": "transformed", "loaded": "loaded"}
+
+
+def _pk(run_id: str) -> str:
+    return f"RUN#{run_id}"
+
+
+def _page_sk(ref: PageRef) -> str:
+    return f"PAGE#{ref.table}#{ref.page:06d}"
+
+
+@dataclass(slots=True)
+class TableProgress:
+    table: str
+    target_table: str = ""
+    path: str = "lambda"
+    pages: int = 0
+    status_counts: dict[str, int] = field(default_factory=dict)
+    extracted: int = 0
+    transformed: int = 0
+    rejected: int = 0
+    loaded: int = 0
+    failed_pages: list[dict] = field(default_factory=list)
+    first_started: float | None = None
+    last_loaded: float | None = None
+
+    @property
+    def pages_loaded(self) -> int:
+        return self.status_counts.get("loaded", 0)
+
+    @property
+    def done(self) -> bool:
+        return self.pages_loaded == self.pages
+
+    @property
+    def seconds(self) -> float:
+        if self.first_started is None or self.last_loaded is None:
+            return 0.0
+        return max(0.0, self.last_loaded - self.first_started)
+
+    def to_dict(self) -> dict:
+        return {
+            "table": self.table,
+            "target_table": self.target_table,
+            "path": self.path,
+            "pages": self.pages,
+            "pages_loaded": self.pages_loaded,
+            "extracted": self.extracted,
+            "transformed": self.transformed,
+            "rejected": self.rejected,
+            "loaded": self.loaded,
+            "seconds": round(self.seconds, 3),
+            "failed_pages": self.failed_pages,
+        }
+
+
+class Manifest:
+    """Reads and writes one run's items; `table` is a boto3 DynamoDB Table resource."""
+
+    def __init__(self, table):
+        self.table = table
+
+    # ---------------------------------------------------------------- plan
+    def record_plan(
+        self, run_id: str, run: dict, tables: Iterable[dict], pages: Iterable[tuple[PageRef, dict]]
+    ) -> None:
+        now = time.time()
+        with self.table.batch_writer() as w:
+            w.put_item(
+                Item={
+                    "pk": _pk(run_id),
+                    "sk": "RUN",
+                    "status": "running",
+                    "started_at": _num(now),
+                    **run,
+                }
+            )
+            for t in tables:
+                w.put_item(Item={"pk": _pk(run_id), "sk": f"TABLE#{t['table']}", **t})
+            for ref, rng in pages:
+                w.put_item(
+                    Item={
+                        "pk": _pk(run_id),
+                        "sk": _page_sk(ref),
+                        "table": ref.table,
+                        "page": ref.page,
+                        "status": "pending",
+                        "range": json.dumps(rng),
+                        "attempts": 0,
+                    }
+                )
+
+    # ---------------------------------------------------------------- stages
+    def advance(
+        self, ref: PageRef, status: str, counts: dict[str, int], *, started_at: float | None = None
+    ) -> bool:
+        """Move a page forward to `status` with its counts; False if it was already further.
+
+        Re-running a stage sets the same counts again (SET, never ADD), so duplicates of a
+        message change nothing.
+        """
+        allowed = [s for s in STATUSES if RANK[s] <= RANK[status]]
+        names = {"#s": "status"}
+        values = {":new": status, ":now": _num(time.time())}
+        sets = ["#s = :new", "updated_at = :now", f"{status}_at = :now"]
+        for i, (k, v) in enumerate(counts.items()):
+            names[f"#c{i}"] = k
+            values[f":c{i}"] = int(v)
+            sets.append(f"#c{i} = :c{i}")
+        if started_at is not None:
+            values[":started"] = _num(started_at)
+            sets.append("started_at = if_not_exists(started_at, :started)")
+        for i, s in enumerate(allowed):
+            values[f":a{i}"] = s
+        cond = "#s IN (" + ", ".join(f":a{i}" for i in range(len(allowed))) + ")"
+        sets.append("last_error = :none")
+        values[":none"] = None
+        try:
+            self.table.update_item(
+                Key={"pk": _pk(ref.run_id), "sk": _page_sk(ref)},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=cond,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+
+    def record_failure(self, ref: PageRef, stage: str, error: str, *, final: bool) -> None:
+        """Note a failed attempt; `final` (no retries left) marks the page failed."""
+        sets = "SET last_error = :e, failed_stage = :st, updated_at = :now ADD attempts :one"
+        values = {":e": error[:2000], ":st": stage, ":now": _num(time.time()), ":one": 1}
+        names = None
+        if final:
+            sets = "SET last_error = :e, failed_stage = :st, updated_at = :now, #s = :failed ADD attempts :one"
+            values[":failed"] = "failed"
+            names = {"#s": "status"}
+        kwargs = {"ExpressionAttributeNames": names} if names else {}
+        self.table.update_item(
+            Key={"pk": _pk(ref.run_id), "sk": _page_sk(ref)},
+            UpdateExpression=sets,
+            ExpressionAttributeValues=values,
+            **kwargs,
+        )
+
+    def set_run(self, run_id: str, **fields) -> None:
+        names = {f"#f{i}": k for i, k in enumerate(fields)}
+        values = {f":v{i}": v for i, v in enumerate(fields.values())}
+        self.table.update_item(
+            Key={"pk": _pk(run_id), "sk": "RUN"},
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    # ---------------------------------------------------------------- reads
+    def items(self, run_id: str) -> list[dict]:
+        out, kwargs = [], {"KeyConditionExpression": Key("pk").eq(_pk(run_id))}
+        while True:
+            resp = self.table.query(**kwargs)
+            out.extend(resp["Items"])
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def run(self, run_id: str) -> dict | None:
+        return self.table.get_item(Key={"pk": _pk(run_id), "sk": "RUN"}).get("Item")
+
+    def progress(self, run_id: str) -> dict[str, TableProgress]:
+        tables: dict[str, TableProgress] = {}
+        for it in self.items(run_id):
+            sk = it["sk"]
+            if sk.startswith("TABLE#"):
+                t = tables.setdefault(it["table"], TableProgress(it["table"]))
+                t.pages = int(it["pages"])
+                t.target_table = it.get("target_table", "")
+                t.path = it.get("path", "lambda")
+            elif sk.startswith("PAGE#"):
+                t = tables.setdefault(it["table"], TableProgress(it["table"]))
+                st = it["status"]
+                t.status_counts[st] = t.status_counts.get(st, 0) + 1
+                t.extracted += int(it.get("extracted", 0))
+                t.transformed += int(it.get("transformed", 0))
+                t.rejected += int(it.get("rejected", 0))
+                t.loaded += int(it.get("loaded", 0))
+                if it.get("started_at") is not None:
+                    s = float(it["started_at"])
+                    t.first_started = s if t.first_started is None else min(t.first_started, s)
+                if st == "loaded" and it.get("loaded_at") is not None:
+                    e = float(it["loaded_at"])
+                    t.last_loaded = e if t.last_loaded is None else max(t.last_loaded, e)
+                if st == "failed" or it.get("last_error"):
+                    t.failed_pages.append(
+                        {
+                            "page": int(it["page"]),
+                            "status": st,
+                            "stage": it.get("failed_stage"),
+                            "error": it.get("last_error"),
+                            "attempts": int(it.get("attempts", 0)),
+                        }
+                    )
+        return tables
+
+
+def _num(x: float):
+    from decimal import Decimal
+
+    return Decimal(str(round(x, 6)))

@@ -1,0 +1,118 @@
+"""Staging in S3: page identity, object keys, and the Arrow IPC (zstd) page format."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+EXTRACTED, TRANSFORMED, REJECTED = "extracted", "transformed", "rejected"
+# Suffixes, not prefixes, tell the stages apart in S3 notifications: keys are
+# runs/<run>/<stage>/..., and a prefix filter cannot skip the run id.
+SUFFIX = {
+    EXTRACTED: ".extracted.arrow",
+    TRANSFORMED: ".transformed.arrow",
+    "transformed-ddb": ".transformed.ddb.json.gz",
+    REJECTED: ".rejected.jsonl",
+}
+_KEY = re.compile(
+    r"^runs/(?P<run>[A-Za-z0-9_.-]+)/(?P<stage>extracted|transformed|rejected)/"
+    r"(?P<table>[A-Za-z0-9_$]+)/p(?P<page>\d{6})\.(?P<rest>.+)$"
+)
+_WRITE_OPTIONS = ipc.IpcWriteOptions(compression="zstd")
+
+
+@dataclass(frozen=True, slots=True)
+class PageRef:
+    """Which page: run, source table and page number. Passed along, never re-derived ad hoc."""
+
+    run_id: str
+    table: str
+    page: int
+
+    def key(self, stage: str, target_kind: str = "mysql") -> str:
+        suffix = (
+            SUFFIX["transformed-ddb"]
+            if stage == TRANSFORMED and target_kind == "dynamodb"
+            else SUFFIX[stage]
+        )
+        return f"runs/{self.run_id}/{stage}/{self.table}/p{self.page:06d}{suffix}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.table}#{self.page}"
+
+    @classmethod
+    def from_key(cls, key: str) -> tuple[PageRef, str]:
+        """Parse an object key (URL-encoded as in S3 events, or plain): (page, stage)."""
+        m = _KEY.match(unquote_plus(key))
+        if not m:
+            raise ValueError(f"not a Sluice page object key: {key!r}")
+        return cls(m["run"], m["table"], int(m["page"])), m["stage"]
+
+    def to_dict(self) -> dict:
+        return {"run_id": self.run_id, "table": self.table, "page": self.page}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PageRef:
+        return cls(d["run_id"], d["table"], int(d["page"]))
+
+
+def run_prefix(run_id: str) -> str:
+    return f"runs/{run_id}/"
+
+
+def contract_key(run_id: str) -> str:
+    return f"runs/{run_id}/contract.json"
+
+
+def plan_batches_key(run_id: str) -> str:
+    return f"runs/{run_id}/plan/page-batches.json"
+
+
+# ---------------------------------------------------------------- Arrow IPC pages
+
+
+def write_arrow(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> tuple[bytes, int]:
+    """Arrow IPC file (zstd) of the batches; returns (bytes, rows)."""
+    sink = io.BytesIO()
+    rows = 0
+    with ipc.new_file(sink, schema, options=_WRITE_OPTIONS) as writer:
+        for b in batches:
+            writer.write_batch(b)
+            rows += b.num_rows
+    return sink.getvalue(), rows
+
+
+def read_arrow(data: bytes) -> pa.Table:
+    return ipc.open_file(pa.BufferReader(data)).read_all()
+
+
+def gzip_lines(lines: pa.Array) -> bytes:
+    """Newline-terminated binary lines, gzip compressed (DynamoDB JSON for Import from S3)."""
+    return gzip.compress(lines_buffer(lines), compresslevel=1)
+
+
+def lines_buffer(lines: pa.Array) -> bytes:
+    """The values of a binary array back to back, copied once (no per-value Python)."""
+    if isinstance(lines, pa.ChunkedArray):
+        lines = lines.combine_chunks()
+    if len(lines) == 0:
+        return b""
+    if lines.null_count:
+        raise ValueError("lines_buffer: null values have no bytes")
+    _, offsets, data = lines.buffers()
+    width = 8 if pa.types.is_large_binary(lines.type) or pa.types.is_large_string(lines.type) else 4
+    view = memoryview(offsets).cast("q" if width == 8 else "i")
+    start, end = view[lines.offset], view[lines.offset + len(lines)]
+    return data.to_pybytes()[start:end] if start or end != data.size else data.to_pybytes()
+
+
+def gunzip_lines(data: bytes) -> list[bytes]:
+    return gzip.decompress(data).splitlines()

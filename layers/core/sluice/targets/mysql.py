@@ -1,0 +1,232 @@
+"""MySQL/Aurora target: table creation or compatibility check, and LOAD DATA upserts."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import SchemaMismatch, SluiceError
+from ..source import SourceTable
+from ..sql import check_ident, q, qualified
+from ..staging import lines_buffer
+from ..types import kind_of
+
+# LOAD DATA escapes (FIELDS ESCAPED BY '\\'): backslash first, then the separators.
+_ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"), (b"\r", b"\\r"), (b"\x00", b"\\0"))
+_SESSION = (
+    "SET SESSION foreign_key_checks = 0, "
+    "sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,STRICT_ALL_TABLES', "
+    "time_zone = '+00:00'"
+)
+
+
+# ---------------------------------------------------------------- target tables
+
+
+def target_columns(conn, database: str, table: str) -> dict[str, str] | None:
+    """{column: COLUMN_TYPE} of an existing target table, or None when it does not exist."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+            (database, table),
+        )
+        rows = cur.fetchall()
+    return {n: t for n, t in rows} or None
+
+
+def _has_unique_key(conn, database: str, table: str) -> bool:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
+            "AND TABLE_NAME = %s AND NON_UNIQUE = 0 LIMIT 1",
+            (database, table),
+        )
+        return cur.fetchone() is not None
+
+
+def create_ddl(
+    conn,
+    source_db: str,
+    src: SourceTable,
+    target_table: str,
+    columns: Sequence[str],
+    rename: dict[str, str],
+    key: Sequence[str],
+) -> str:
+    """DDL for a target table made from the source's definition.
+
+    A base table moved whole keeps its own `SHOW CREATE TABLE` (indexes, defaults, charset);
+    a view, or a table with columns left out or renamed, gets its columns' types and the key.
+    """
+    check_ident(target_table, "target table")
+    whole = src.kind == "table" and list(columns) == list(src.column_names) and not rename
+    if whole:
+        with conn.cursor() as cur:
+            cur.execute(f"SHOW CREATE TABLE {qualified(source_db, src.name)}")
+            ddl = cur.fetchone()[1]
+        return re.sub(r"^CREATE TABLE `[^`]+`", f"CREATE TABLE {q(target_table)}", ddl, count=1)
+    lines = []
+    for c in columns:
+        col = src.column(c)
+        lines.append(
+            f"  {q(rename.get(c, c))} {col.column_type} {'NULL' if col.nullable else 'NOT NULL'}"
+        )
+    lines.append("  PRIMARY KEY (" + ", ".join(q(rename.get(k, k)) for k in key) + ")")
+    return f"CREATE TABLE {q(target_table)} (\n" + ",\n".join(lines) + "\n) DEFAULT CHARSET=utf8mb4"
+
+
+def ensure_table(
+    conn,
+    target_db: str,
+    source_db: str,
+    src: SourceTable,
+    target_table: str,
+    columns: Sequence[str],
+    rename: dict[str, str],
+    key: Sequence[str],
+) -> str:
+    """Create the target table, or check that the existing one can take the rows.
+
+    Returns "created" or "exists"; raises SchemaMismatch naming table and column.
+    """
+    existing = target_columns(conn, target_db, target_table)
+    if existing is None:
+        ddl = create_ddl(conn, source_db, src, target_table, columns, rename, key)
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS {q(target_db)} CHARACTER SET utf8mb4")
+            cur.execute("SET SESSION foreign_key_checks = 0")
+            cur.execute(f"USE {q(target_db)}")
+            cur.execute(ddl)
+        return "created"
+    problems = []
+    for c in columns:
+        name = rename.get(c, c)
+        want = src.column(c).column_type
+        if name not in existing:
+            problems.append(f"column {name!r} is missing (source {src.name}.{c} {want})")
+        elif not _compatible(want, existing[name]):
+            problems.append(f"column {name!r} is {existing[name]}, source {src.name}.{c} is {want}")
+    if not _has_unique_key(conn, target_db, target_table):
+        problems.append("it has no primary or unique key, so a re-loaded page would duplicate rows")
+    if problems:
+        raise SchemaMismatch(
+            f"target table {target_db}.{target_table} exists but cannot take {src.name}: "
+            + "; ".join(problems)
+            + ". Alter the target table, or drop it and let Sluice create it."
+        )
+    return "exists"
+
+
+_INT_RANK = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 5}
+
+
+def _compatible(source_type: str, target_type: str) -> bool:
+    s, t = source_type.lower(), target_type.lower()
+    if s == t:
+        return True
+    sb, tb = s.split("(")[0].split()[0], t.split("(")[0].split()[0]
+    if sb in _INT_RANK and tb in _INT_RANK:
+        same_sign = ("unsigned" in s) == ("unsigned" in t)
+        return same_sign and _INT_RANK[tb] >= _INT_RANK[sb]
+    if sb == tb == "varchar" or sb == tb == "char" or (sb == "char" and tb == "varchar"):
+        return _length(t) >= _length(s)
+    text_rank = {"tinytext": 1, "text": 2, "mediumtext": 3, "longtext": 4}
+    if sb in text_rank and tb in text_rank:
+        return text_rank[tb] >= text_rank[sb]
+    return False
+
+
+def _length(t: str) -> int:
+    m = re.search(r"\((\d+)\)", t)
+    return int(m.group(1)) if m else 0
+
+
+# ---------------------------------------------------------------- LOAD DATA
+
+
+def _field_text(arr: pa.Array, kind: str) -> pa.Array:
+    """One column as LOAD DATA text (binary), escaped; NULL stays null (written as \\N)."""
+    if pa.types.is_timestamp(arr.type):
+        out = pc.strftime(arr, "%Y-%m-%d %H:%M:%S")
+    elif pa.types.is_binary(arr.type) or pa.types.is_string(arr.type):
+        out = arr
+    else:
+        return pc.cast(pc.cast(arr, pa.string()), pa.binary())
+    out = pc.cast(out, pa.binary())
+    for a, b in _ESCAPES:
+        out = pc.replace_substring(out, a, b)
+    return out
+
+
+def encode_load_data(rows: pa.Table) -> bytes:
+    """The page as a LOAD DATA file: tab-separated, newline-terminated, \\N for NULL."""
+    if rows.num_rows == 0:
+        return b""
+    fields = [
+        _field_text(rows.column(i).combine_chunks(), kind_of(rows.schema.field(i)))
+        for i in range(rows.num_columns)
+    ]
+    line = pc.binary_join_element_wise(
+        *fields, b"\t", null_handling="replace", null_replacement=b"\\N"
+    )
+    return lines_buffer(pc.binary_join_element_wise(line, pa.scalar(b""), b"\n"))
+
+
+def load_rows(conn, database: str, table: str, rows: pa.Table, on_conflict: str = "replace") -> int:
+    """Upsert `rows` into `database.table` with LOAD DATA LOCAL INFILE; returns rows written.
+
+    REPLACE makes a re-loaded page leave the table as if loaded once. With LOCAL, the server
+    turns bad values into warnings instead of errors, so the page loads in a transaction that
+    any warning rolls back.
+    """
+    if rows.num_rows == 0:
+        return 0
+    data = encode_load_data(rows)
+    targets, sets = [], []
+    for i, name in enumerate(rows.column_names):
+        if kind_of(rows.schema.field(i)) == "bit":
+            targets.append(f"@v{i}")
+            sets.append(f"{q(name)} = CAST(@v{i} AS UNSIGNED)")
+        else:
+            targets.append(q(name))
+    verb = {"replace": "REPLACE", "ignore": "IGNORE"}[on_conflict]
+    sql = (
+        f"LOAD DATA LOCAL INFILE %s {verb} INTO TABLE {qualified(database, table)} "
+        "CHARACTER SET binary FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+        "LINES TERMINATED BY '\\n' ("
+        + ", ".join(targets)
+        + ")"
+        + (" SET " + ", ".join(sets) if sets else "")
+    )
+    fd, path = tempfile.mkstemp(prefix="sluice-", suffix=".tsv")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        with conn.cursor() as cur:
+            cur.execute(_SESSION)
+            conn.begin()
+            try:
+                cur.execute(sql, (path,))
+                cur.execute("SHOW WARNINGS LIMIT 5")
+                warnings = cur.fetchall()
+            except BaseException:
+                conn.rollback()
+                raise
+            if warnings:
+                conn.rollback()
+            else:
+                conn.commit()
+    finally:
+        os.unlink(path)
+    if warnings:
+        detail = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in warnings)
+        raise SluiceError(
+            f"loading {database}.{table}: the server warned ({detail}); no value may be changed silently"
+        )
+    return rows.num_rows

@@ -1,0 +1,54 @@
+"""Checks of a contract against the live source schema, reported with JSON paths."""
+
+from __future__ import annotations
+
+from .contract import Contract
+from .errors import ContractError
+from .source import SourceTable
+
+
+def check_against_source(contract: Contract, sources: dict[str, SourceTable]) -> None:
+    """Raise ContractError listing every table, column and key the source does not have."""
+    problems = []
+    for i, spec in enumerate(contract.tables):
+        where = f"$.tables[{i}]"
+        src = sources.get(spec.source)
+        if src is None:
+            near = sorted(n for n in sources if n.lower() == spec.source.lower())
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            problems.append(
+                f"{where}.source: no table or view {spec.source!r} in {contract.source_database}{hint}"
+            )
+            continue
+        names = set(src.column_names)
+
+        def col(path: str, name: str, names=names, src=src) -> None:
+            if name not in names:
+                problems.append(
+                    f"{path}: {src.name} has no column {name!r} (columns: {', '.join(sorted(names))})"
+                )
+
+        for j, k in enumerate(spec.key):
+            col(f"{where}.key[{j}]", k)
+        if src.kind == "table" and src.primary_key and tuple(spec.key) != src.primary_key:
+            problems.append(
+                f"{where}.key: {list(spec.key)} is not the primary key of {src.name} "
+                f"({list(src.primary_key)}); pages need a unique key: use the primary key"
+            )
+        for j, c in enumerate(spec.include or ()):
+            col(f"{where}.columns.include[{j}]", c)
+        for j, c in enumerate(spec.exclude):
+            col(f"{where}.columns.exclude[{j}]", c)
+        for c in spec.rename:
+            col(f"{where}.columns.rename.{c}", c)
+        templates = [("partition_key", spec.partition_key), ("sort_key", spec.sort_key)]
+        templates += [(f"attributes.{a}", t) for a, t in spec.attributes.items()]
+        for path, tmpl in templates:
+            for c in tmpl.columns if tmpl else ():
+                if c not in names:
+                    problems.append(
+                        f"{where}.target.{path}: template {tmpl.text!r} names column {c!r}, "
+                        f"which {src.name} does not have"
+                    )
+    if problems:
+        raise ContractError(problems)
