@@ -134,9 +134,7 @@ def _describe(err: jsonschema.ValidationError) -> list[str]:
         if branch is None:
             return [f"{where}.kind: must be 'dynamodb' or 'mysql'"]
         subs = [e for e in err.context if e.relative_schema_path[0] == branch]
-        return [
-            f"{_path(list(err.absolute_path) + list(e.absolute_path))}: {e.message}" for e in subs
-        ]
+        return [f"{_path(e.absolute_path)}: {e.message}" for e in subs]
     if err.validator == "additionalProperties":
         return [f"{where}: {err.message} (remove it, or check its spelling)"]
     if err.validator == "pattern" and "A-Za-z0-9_$" in str(err.validator_value):

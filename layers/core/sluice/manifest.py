@@ -114,7 +114,8 @@ class Manifest:
         Re-running a stage sets the same counts again (SET, never ADD), so duplicates of a
         message change nothing.
         """
-        allowed = [s for s in STATUSES if RANK[s] <= RANK[status]]
+        # A failed page may move on again once redriven; nothing moves a page backwards.
+        allowed = [s for s in STATUSES if RANK[s] <= RANK[status]] + ["failed"]
         names = {"#s": "status"}
         values = {":new": status, ":now": _num(time.time())}
         sets = ["#s = :new", "updated_at = :now", f"{status}_at = :now"]
@@ -152,12 +153,18 @@ class Manifest:
             values[":failed"] = "failed"
             names = {"#s": "status"}
         kwargs = {"ExpressionAttributeNames": names} if names else {}
-        self.table.update_item(
-            Key={"pk": _pk(ref.run_id), "sk": _page_sk(ref)},
-            UpdateExpression=sets,
-            ExpressionAttributeValues=values,
-            **kwargs,
-        )
+        try:
+            self.table.update_item(
+                Key={"pk": _pk(ref.run_id), "sk": _page_sk(ref)},
+                UpdateExpression=sets,
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=values,
+                **kwargs,
+            )
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            # A message for a page the plan never recorded (unknown table, other run): an
+            # update would invent a page item without table or status, which breaks progress.
+            return
 
     def set_run(self, run_id: str, **fields) -> None:
         names = {f"#f{i}": k for i, k in enumerate(fields)}

@@ -6,7 +6,7 @@ from typing import Any
 
 from .db import ConnInfo
 from .source import SourceTable, introspect
-from .sql import q, qualified
+from .sql import check_ident, q, qualified
 
 
 def _unique_not_null(conn, database: str, view: str, cols: list[str]) -> bool:
@@ -18,6 +18,17 @@ def _unique_not_null(conn, database: str, view: str, cols: list[str]) -> bool:
         )
         total, distinct, null_rows = cur.fetchone()
     return int(null_rows) == 0 and int(distinct) == int(total)
+
+
+def _not_plain(src: SourceTable) -> list[str]:
+    """The source's name and column names that Sluice cannot quote (see sql.check_ident)."""
+    bad = []
+    for name in (src.name, *src.column_names):
+        try:
+            check_ident(name)
+        except ValueError:
+            bad.append(name)
+    return bad
 
 
 def view_key(conn, database: str, view: SourceTable) -> list[str] | None:
@@ -40,6 +51,15 @@ def starter_contract(conn, info: ConnInfo, target: str) -> dict[str, Any]:
     sources = introspect(conn, database)
     entries, skipped = [], []
     for name, src in sources.items():
+        if bad := _not_plain(src):
+            skipped.append(
+                {
+                    "source": name,
+                    "reason": f"{', '.join(repr(b) for b in bad)}: not a plain identifier "
+                    "(letters, digits, _ and $); move it through a view that renames it",
+                }
+            )
+            continue
         if src.kind == "table":
             key = list(src.primary_key)
             if not key:

@@ -92,7 +92,7 @@ def _connection(role: str, contract: Contract, *, raw: bool = False, local_infil
     conn = _connections.get(k)
     if conn is not None:
         try:
-            conn.ping(reconnect=True)
+            conn.ping(reconnect=False)
             return conn
         except Exception:  # a dead connection is replaced, whatever killed it
             _connections.pop(k, None)
@@ -140,6 +140,7 @@ def plan_run(ctx: Context, event: dict) -> dict:
         event.get("run_id")
         or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
     )
+    _refuse_reused_run_id(ctx, run_id, contract)
     conn = _connection("source", contract)
     sources = introspect(conn, contract.source_database)
     check_against_source(contract, sources)
@@ -193,6 +194,21 @@ def plan_run(ctx: Context, event: dict) -> dict:
     }
 
 
+def _refuse_reused_run_id(ctx: Context, run_id: str, contract: Contract) -> None:
+    """A run id names one contract: planning it again (a retried Plan task) must not change
+    what workers, which cache the contract per run, will read."""
+    if ctx.manifest.run(run_id) is None:
+        return
+    try:
+        staged = json.loads(ctx.get(staging.contract_key(run_id)))
+    except ctx.s3.exceptions.NoSuchKey:
+        return
+    if staged != contract.raw:
+        raise SluiceError(
+            f"run id {run_id!r} was already planned with another contract: choose a new run id"
+        )
+
+
 def _prepare_targets(ctx: Context, contract: Contract, sources: dict[str, SourceTable]) -> None:
     if contract.target_kind == "mysql":
         conn = _connection("target", contract)
@@ -208,6 +224,7 @@ def _prepare_targets(ctx: Context, contract: Contract, sources: dict[str, Source
                 cols,
                 spec.rename,
                 spec.key,
+                source_conn=_connection("source", contract),
             )
         return
     ddb = _dynamo_client(contract)
@@ -343,7 +360,8 @@ def progress(ctx: Context, event: dict) -> dict:
     started = float(event.get("started_at") or time.time())
     timed_out = time.time() - started > ctx.settings.run_timeout_seconds
     done = loaded == pages
-    stuck = not done and (failed_pages > 0 or sum(depths.values()) > 0)
+    # Dead-letter queues may hold other runs' messages, so only this run's manifest decides.
+    stuck = not done and failed_pages > 0
     return {
         "run_id": run_id,
         "started_at": started,

@@ -23,7 +23,7 @@ SUFFIX = {
 }
 _KEY = re.compile(
     r"^runs/(?P<run>[A-Za-z0-9_.-]+)/(?P<stage>extracted|transformed|rejected)/"
-    r"(?P<table>[A-Za-z0-9_$]+)/p(?P<page>\d{6})\.(?P<rest>.+)$"
+    r"(?P<table>[A-Za-z0-9_$]+)/p(?P<page>\d{6,})\.(?P<rest>.+)$"
 )
 _WRITE_OPTIONS = ipc.IpcWriteOptions(compression="zstd")
 

@@ -39,12 +39,20 @@ class Rejected:
 
     def to_jsonl(self) -> bytes:
         return b"".join(
-            json.dumps({"key": k, "reason": r}, default=str, ensure_ascii=False).encode() + b"\n"
+            json.dumps({"key": k, "reason": r}, default=_json_default, ensure_ascii=False).encode()
+            + b"\n"
             for k, r in zip(self.keys, self.reasons, strict=True)
         )
 
 
 NO_REJECTS = Rejected([], [])
+
+
+def _json_default(v):
+    """Key values in rejected/: bytes as {"b64": ...} (as page ranges carry them), the rest as text."""
+    if isinstance(v, bytes | bytearray):
+        return {"b64": base64.b64encode(v).decode()}
+    return str(v)
 
 
 def selected_columns(spec: TableSpec, names: list[str]) -> list[str]:

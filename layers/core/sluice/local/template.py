@@ -197,7 +197,9 @@ class Resolver:
             if isinstance(text, list):
                 text, extra = text[0], {k: self(x) for k, x in text[1].items()}
             return re.sub(
-                r"\$\{([^}]+)\}", lambda m: str(extra.get(m[1]) or self._sub_name(m[1])), text
+                r"\$\{([^}]+)\}",
+                lambda m: str(extra[m[1]] if m[1] in extra else self._sub_name(m[1])),
+                text,
             )
         if "Fn::If" in v:
             cond, yes, no = v["Fn::If"]

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pymysql
 
 from ..errors import SchemaMismatch, SluiceError
 from ..source import SourceTable
@@ -90,14 +91,18 @@ def ensure_table(
     columns: Sequence[str],
     rename: dict[str, str],
     key: Sequence[str],
+    *,
+    source_conn=None,
 ) -> str:
     """Create the target table, or check that the existing one can take the rows.
 
+    `source_conn` reads the source's definition; it defaults to `conn`, which serves only
+    when source and target are databases of one server.
     Returns "created" or "exists"; raises SchemaMismatch naming table and column.
     """
     existing = target_columns(conn, target_db, target_table)
     if existing is None:
-        ddl = create_ddl(conn, source_db, src, target_table, columns, rename, key)
+        ddl = create_ddl(source_conn or conn, source_db, src, target_table, columns, rename, key)
         with conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE IF NOT EXISTS {q(target_db)} CHARACTER SET utf8mb4")
             cur.execute("SET SESSION foreign_key_checks = 0")
@@ -152,6 +157,8 @@ def _length(t: str) -> int:
 
 def _field_text(arr: pa.Array, kind: str) -> pa.Array:
     """One column as LOAD DATA text (binary), escaped; NULL stays null (written as \\N)."""
+    if kind == "year":  # the text '0' reads as 2000; '0000' is the zero year
+        return pc.cast(pc.utf8_lpad(pc.cast(arr, pa.string()), 4, "0"), pa.binary())
     if pa.types.is_timestamp(arr.type):
         out = pc.strftime(arr, "%Y-%m-%d %H:%M:%S")
     elif pa.types.is_binary(arr.type) or pa.types.is_string(arr.type):
@@ -181,9 +188,10 @@ def encode_load_data(rows: pa.Table) -> bytes:
 def load_rows(conn, database: str, table: str, rows: pa.Table, on_conflict: str = "replace") -> int:
     """Upsert `rows` into `database.table` with LOAD DATA LOCAL INFILE; returns rows written.
 
-    REPLACE makes a re-loaded page leave the table as if loaded once. With LOCAL, the server
-    turns bad values into warnings instead of errors, so the page loads in a transaction that
-    any warning rolls back.
+    REPLACE makes a re-loaded page leave the table as if loaded once. The file is utf8mb4
+    (Arrow's text), which the server converts to each column's character set. A bad value
+    fails the statement or, with LOCAL, may only raise a warning: either way the page's
+    transaction is rolled back and SluiceError raised.
     """
     if rows.num_rows == 0:
         return 0
@@ -198,7 +206,7 @@ def load_rows(conn, database: str, table: str, rows: pa.Table, on_conflict: str 
     verb = {"replace": "REPLACE", "ignore": "IGNORE"}[on_conflict]
     sql = (
         f"LOAD DATA LOCAL INFILE %s {verb} INTO TABLE {qualified(database, table)} "
-        "CHARACTER SET binary FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+        "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
         "LINES TERMINATED BY '\\n' ("
         + ", ".join(targets)
         + ")"
@@ -215,6 +223,14 @@ def load_rows(conn, database: str, table: str, rows: pa.Table, on_conflict: str 
                 cur.execute(sql, (path,))
                 cur.execute("SHOW WARNINGS LIMIT 5")
                 warnings = cur.fetchall()
+            except (pymysql.err.DataError, pymysql.err.IntegrityError) as exc:
+                # A value the target column cannot hold (strict mode makes it an error).
+                conn.rollback()
+                raise SluiceError(
+                    f"loading {database}.{table}: the server refused a value ({exc.args[-1]}); "
+                    "nothing of the page was written. Alter the target column, or drop the "
+                    "table and let Sluice create it"
+                ) from exc
             except BaseException:
                 conn.rollback()
                 raise

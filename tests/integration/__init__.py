@@ -1,0 +1,1 @@
+"""Integration tests: MariaDB and moto (handlers with events/*.json, the local runtime)."""

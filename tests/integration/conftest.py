@@ -1,0 +1,169 @@
+"""Integration fixtures: demo databases, the local stack in moto, and SQL-side row comparison."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+
+import pymysql
+import pytest
+from sluice import aws, stages
+from sluice.db import ConnInfo
+from sluice.demo_data import create_demo_database
+
+DEMO_SCALE = 0.01
+
+
+@pytest.fixture(autouse=True)
+def _isolated_process_state() -> Iterator[None]:
+    """Each test starts with fresh per-process caches and leaves the environment as it found it.
+
+    The stages cache contracts, source tables and connections per process (as a warm Lambda
+    would); the sample events reuse one run id, so a cache kept between tests would hand a
+    later test an earlier test's contract. LocalStack also exports the template's variables
+    into os.environ, which must not leak into other tests.
+    """
+    saved = dict(os.environ)
+    _clear_stage_caches()
+    yield
+    _clear_stage_caches()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def _clear_stage_caches() -> None:
+    for cached in (
+        stages._contract_for,
+        stages._source_table,
+        stages._item_plan,
+        stages._manifest,
+        stages._dynamo_clients,
+    ):
+        cached.cache_clear()
+    for conn in stages._connections.values():
+        if conn.open:
+            conn.close()
+    stages._connections.clear()
+    aws.reset_clients()
+
+
+@pytest.fixture
+def demo_source(connect, new_database) -> str:
+    """A fresh demo shop database (small scale) under a unique name, dropped afterwards."""
+    name = new_database("demo")
+    create_demo_database(connect(), name, scale=DEMO_SCALE)
+    return name
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetAccount:
+    """A target database and the account that may use it (info names no database)."""
+
+    database: str
+    info: ConnInfo
+
+    @property
+    def url(self) -> str:
+        i = self.info
+        return f"mysql://{i.user}:{i.password}@{i.host}:{i.port}"
+
+
+@pytest.fixture
+def target_only_account(connect, new_database, mysql_info) -> Iterator[TargetAccount]:
+    """A fresh target database and an account that sees nothing else, as the account of a
+    separate target server would: it cannot read the source's definitions or rows."""
+    admin = connect()
+    database = new_database("dst")
+    user, password = f"sluice_t_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with admin.cursor() as cur:
+        try:
+            cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
+        except pymysql.err.OperationalError as exc:
+            pytest.skip(f"the test server's account cannot create users: {exc.args[-1]}")
+        try:
+            cur.execute(f"GRANT ALL ON `{database}`.* TO '{user}'@'%'")
+            info = dataclasses.replace(mysql_info, user=user, password=password, database=None)
+            yield TargetAccount(database, info)
+        finally:
+            cur.execute(f"DROP USER '{user}'@'%'")
+
+
+@pytest.fixture
+def local_stack(mysql_env):
+    """The template's stack in moto with in-process handlers, wired as deployed (S3 -> SQS -> Lambda)."""
+    from sluice.local.runtime import LocalStack
+
+    with LocalStack() as st:
+        yield st
+
+
+@pytest.fixture
+def unwired_stack(local_stack):
+    """The stack without S3 -> SQS notifications, so handlers run only when a test invokes
+    them, as with `sam local invoke`; no consumer thread handles anything meanwhile."""
+    s3 = aws.client("s3")
+    s3.put_bucket_notification_configuration(
+        Bucket=local_stack.environment["SLUICE_BUCKET"], NotificationConfiguration={}
+    )
+    _wait_until_queues_empty(local_stack)
+    return local_stack
+
+
+def _wait_until_queues_empty(st, timeout: float = 20) -> None:
+    """Configuring notifications sends s3:TestEvent messages; let the consumers finish them."""
+    sqs = aws.client("sqs")
+    urls = [st.refs[queue] for queue in st.template.queues]
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = 0
+        for url in urls:
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            pending += int(attrs["ApproximateNumberOfMessages"])
+            pending += int(attrs["ApproximateNumberOfMessagesNotVisible"])
+        if pending == 0:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{pending} messages still queued after {timeout} s")
+        time.sleep(0.05)
+
+
+def hex_rows(
+    conn, database: str, table: str, key: Sequence[str], columns: Sequence[str] | None = None
+) -> list[tuple]:
+    """Every row as the server sees it, one hex string per column, in key order.
+
+    Computed in SQL (HEX of the value as binary, 'NULL' for NULL, which no hex string
+    spells), so a comparison of two tables does not depend on Sluice's own readers.
+    """
+    with conn.cursor() as cur:
+        if columns is None:
+            cur.execute(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+                (database, table),
+            )
+            columns = [r[0] for r in cur.fetchall()]
+        exprs = ", ".join(f"COALESCE(HEX(CAST(`{c}` AS BINARY)), 'NULL')" for c in columns)
+        order = ", ".join(f"`{k}`" for k in key)
+        cur.execute(f"SELECT {exprs} FROM `{database}`.`{table}` ORDER BY {order}")
+        return [tuple(r) for r in cur.fetchall()]
+
+
+@pytest.fixture
+def table_hex_rows(connect) -> Callable[..., list[tuple]]:
+    """table_hex_rows(database, table, key, columns=None) -> hex_rows on a fresh connection."""
+    conn = connect()
+
+    def _rows(database: str, table: str, key: Sequence[str], columns=None) -> list[tuple]:
+        return hex_rows(conn, database, table, key, columns)
+
+    return _rows

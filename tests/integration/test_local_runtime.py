@@ -1,0 +1,117 @@
+"""`sluice run --local` on the demo shop into a MySQL target, and the CLI's validate and init."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+from sluice.contract import problems
+from sluice.local.run import run_local
+
+# The demo shop's tables and view with their keys (see sluice.demo_data).
+DEMO_KEYS = {
+    "users": ["id"],
+    "categories": ["id"],
+    "products": ["sku"],
+    "orders": ["id"],
+    "order_items": ["order_id", "line_no"],
+    "order_totals": ["order_id"],
+}
+
+
+def sluice_cli(*args: str) -> subprocess.CompletedProcess:
+    """The `sluice` command, run as a user runs it (a process of its own)."""
+    return subprocess.run(
+        [sys.executable, "-m", "sluice.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_local_run_copies_every_table_and_view_exactly(
+    demo_source, target_only_account, mysql_env, monkeypatch, tmp_path, table_hex_rows
+):
+    # The target account sees only its own database, as on a separate server.
+    monkeypatch.setenv("SLUICE_TARGET_URL", target_only_account.url)
+    target_db = target_only_account.database
+    contract = {
+        "version": 1,
+        "source": {"database": demo_source},
+        "target": {"kind": "mysql", "database": target_db},
+        "defaults": {"page_size": 40},
+        "tables": [
+            {
+                "source": name,
+                "kind": "view" if name == "order_totals" else "table",
+                "key": key,
+                "target": {"table": name},
+            }
+            for name, key in DEMO_KEYS.items()
+        ],
+    }
+    path = tmp_path / "contract.json"
+    path.write_text(json.dumps(contract))
+    out, err = io.StringIO(), io.StringIO()
+
+    summary = run_local(
+        path, as_json=True, out=out, err=err, state_dir=tmp_path / "state", timeout=120
+    )
+
+    assert summary["status"] == "SUCCEEDED", summary["verdict"]
+    assert summary["ok"] is True
+    printed = json.loads(out.getvalue())
+    assert (printed["run_id"], printed["status"]) == (summary["run_id"], "SUCCEEDED")
+    assert set(summary["tables"]) == set(DEMO_KEYS)
+    for name, t in summary["tables"].items():
+        assert t["extracted"] == t["loaded"] > 0, name
+        assert (t["rejected"], t["failed_pages"]) == (0, []), name
+        assert t["pages_loaded"] == t["pages"], name
+    assert summary["tables"]["order_items"]["pages"] > 1
+    for name, key in DEMO_KEYS.items():
+        assert table_hex_rows(target_db, name, key) == table_hex_rows(demo_source, name, key), name
+
+
+def test_validate_reports_each_problem_of_a_bad_contract_by_json_path(tmp_path):
+    bad = {
+        "version": 1,
+        "source": {"database": "shop db"},
+        "target": {"kind": "mysql"},
+        "tables": [{"source": "users", "key": [], "page_size": 0, "target": {"table": "users"}}],
+    }
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+
+    result = sluice_cli("validate", str(path))
+
+    assert result.returncode == 1
+    for line in (
+        "$.source.database: 'shop db'",
+        "$.target: 'database'",
+        "$.tables[0].key: []",
+        "$.tables[0].page_size: 0",
+    ):
+        assert f"  {line}" in result.stderr, result.stderr
+    assert result.stdout == ""
+
+
+def test_init_for_dynamodb_covers_every_table_and_the_view(demo_source, mysql_env, tmp_path):
+    result = sluice_cli(
+        "init", "--source", f"{mysql_env.rstrip('/')}/{demo_source}", "--target", "dynamodb"
+    )
+
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert problems(doc) == []
+    assert "skipped" not in doc
+    assert {t["source"]: t["key"] for t in doc["tables"]} == DEMO_KEYS
+    assert {t["source"]: t["kind"] for t in doc["tables"]}["order_totals"] == "view"
+    assert doc["target"]["kind"] == "dynamodb"
+    path = tmp_path / "starter.json"
+    path.write_text(result.stdout)
+    # The starter contract also holds against the live schema.
+    live = sluice_cli("validate", "--live", str(path))
+    assert live.returncode == 0, live.stderr

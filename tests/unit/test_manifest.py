@@ -1,0 +1,106 @@
+"""The run manifest under moto: page status only moves forward, counts are set not added."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from sluice.manifest import Manifest
+from sluice.staging import PageRef
+
+RUN = "r1"
+
+
+@pytest.fixture
+def manifest(aws_mock) -> Manifest:
+    ddb = boto3.resource("dynamodb", region_name="us-east-1")
+    table = ddb.create_table(
+        TableName="manifest",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    m = Manifest(table)
+    pages = [(PageRef(RUN, "orders", p), {"lo": None, "hi": None}) for p in (1, 2)]
+    pages.append((PageRef(RUN, "users", 1), {"lo": None, "hi": None}))
+    m.record_plan(
+        RUN,
+        {"target_kind": "mysql"},
+        [
+            {"table": "orders", "target_table": "orders", "pages": 2, "path": "lambda"},
+            {"table": "users", "target_table": "people", "pages": 1, "path": "lambda"},
+        ],
+        pages,
+    )
+    return m
+
+
+def page_item(m: Manifest, table: str, page: int) -> dict:
+    return m.table.get_item(Key={"pk": f"RUN#{RUN}", "sk": f"PAGE#{table}#{page:06d}"})["Item"]
+
+
+def test_plan_records_run_tables_and_pending_pages(manifest):
+    assert manifest.run(RUN)["status"] == "running"
+    progress = manifest.progress(RUN)
+    assert set(progress) == {"orders", "users"}
+    assert progress["users"].target_table == "people"
+    assert progress["orders"].pages == 2
+    assert progress["orders"].status_counts == {"pending": 2}
+    assert not progress["orders"].done
+
+
+def test_a_page_moves_forward_and_never_back(manifest):
+    ref = PageRef(RUN, "orders", 1)
+    assert manifest.advance(ref, "extracted", {"extracted": 10}, started_at=100.0)
+    assert manifest.advance(ref, "loaded", {"loaded": 10})
+    assert not manifest.advance(ref, "transformed", {"transformed": 3})  # a late duplicate
+    item = page_item(manifest, "orders", 1)
+    assert item["status"] == "loaded"
+    assert "transformed" not in item
+
+
+def test_a_repeated_stage_sets_the_same_counts_instead_of_adding(manifest):
+    ref = PageRef(RUN, "orders", 2)
+    for _ in range(3):
+        assert manifest.advance(ref, "extracted", {"extracted": 7})
+    assert page_item(manifest, "orders", 2)["extracted"] == 7
+    assert manifest.progress(RUN)["orders"].extracted == 7
+
+
+def test_failures_count_attempts_and_only_the_final_one_marks_the_page_failed(manifest):
+    ref = PageRef(RUN, "users", 1)
+    manifest.record_failure(ref, "extract", "boom 1", final=False)
+    assert page_item(manifest, "users", 1)["status"] == "pending"
+    manifest.record_failure(ref, "extract", "boom 2", final=True)
+    (failed,) = manifest.progress(RUN)["users"].failed_pages
+    assert failed == {
+        "page": 1,
+        "status": "failed",
+        "stage": "extract",
+        "error": "boom 2",
+        "attempts": 2,
+    }
+
+
+def test_a_redriven_failed_page_can_complete(manifest):
+    ref = PageRef(RUN, "users", 1)
+    manifest.record_failure(ref, "load", "throttled", final=True)
+    assert manifest.advance(ref, "loaded", {"loaded": 4})
+    users = manifest.progress(RUN)["users"]
+    assert users.done and users.loaded == 4 and users.failed_pages == []
+
+
+def test_progress_sums_counts_over_pages(manifest):
+    for page, n in ((1, 5), (2, 6)):
+        ref = PageRef(RUN, "orders", page)
+        manifest.advance(ref, "transformed", {"extracted": n, "transformed": n - 1, "rejected": 1})
+        manifest.advance(ref, "loaded", {"loaded": n - 1})
+    orders = manifest.progress(RUN)["orders"]
+    assert (orders.extracted, orders.transformed, orders.rejected, orders.loaded) == (11, 9, 2, 9)
+    assert orders.done
+    assert orders.extracted == orders.loaded + orders.rejected

@@ -1,0 +1,125 @@
+"""The one patch of moto internals: Lambda invocations dispatched to in-process callables.
+
+If a moto upgrade moves or reshapes `LambdaFunction.invoke`, these tests fail first.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import zipfile
+
+import boto3
+import moto.awslambda.models as lambda_models
+import pytest
+from sluice.local import moto_hooks
+from sluice.local.moto_hooks import lambda_routes
+
+REGION = "us-east-1"
+
+
+def test_moto_lambda_function_still_has_the_patched_invoke_signature():
+    invoke = getattr(lambda_models.LambdaFunction, "invoke", None)
+    assert invoke is not None, "moto.awslambda.models.LambdaFunction.invoke is gone"
+    params = list(inspect.signature(invoke).parameters)
+    assert params == ["self", "body", "request_headers", "response_headers"], params
+    assert moto_hooks._original is invoke  # the hook wraps the method moto really calls
+
+
+def _zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("app.py", "def lambda_handler(event, context):\n    return 'not run'\n")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def lambda_client(aws_mock):
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.create_role(
+        RoleName="sluice-test-role",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    client = boto3.client("lambda", region_name=REGION)
+    for name in ("sluice-plan", "sluice-other"):
+        client.create_function(
+            FunctionName=name,
+            Runtime="python3.11",
+            Role=role,
+            Handler="app.lambda_handler",
+            Code={"ZipFile": _zip()},
+        )
+    return client
+
+
+def invoke(client, name: str, event: dict) -> tuple[dict, object]:
+    resp = client.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+    return resp, json.loads(resp["Payload"].read())
+
+
+def test_invoking_a_routed_function_returns_the_callables_result(lambda_client):
+    calls = []
+
+    def plan(name, event):
+        calls.append((name, event))
+        return {"run_id": event["run_id"], "pages": [1, 2, 3], "amount": "1.10"}
+
+    with lambda_routes({"sluice-plan": plan}):
+        resp, payload = invoke(lambda_client, "sluice-plan", {"run_id": "r1", "x": [None, True]})
+
+    assert payload == {"run_id": "r1", "pages": [1, 2, 3], "amount": "1.10"}
+    assert "FunctionError" not in resp
+    assert calls == [("sluice-plan", {"run_id": "r1", "x": [None, True]})]
+
+
+def test_an_exception_in_the_callable_comes_back_as_a_function_error(lambda_client):
+    def plan(name, event):
+        raise ValueError("table 'orders' has no key")
+
+    with lambda_routes({"sluice-plan": plan}):
+        resp, payload = invoke(lambda_client, "sluice-plan", {})
+
+    assert resp["FunctionError"] == "Unhandled"
+    assert payload["errorType"] == "ValueError"
+    assert payload["errorMessage"] == "table 'orders' has no key"
+    assert isinstance(payload["stackTrace"], list) and payload["stackTrace"]
+
+
+def test_routes_are_removed_and_moto_restored_when_the_context_exits(lambda_client):
+    with (
+        lambda_routes({"sluice-plan": lambda n, e: 1}),
+        lambda_routes({"sluice-other": lambda n, e: 2}),
+    ):
+        assert invoke(lambda_client, "sluice-plan", {})[1] == 1
+        assert invoke(lambda_client, "sluice-other", {})[1] == 2
+        assert lambda_models.LambdaFunction.invoke is moto_hooks._dispatch
+    assert lambda_models.LambdaFunction.invoke is moto_hooks._original
+    assert moto_hooks._routes == {}
+
+
+def test_a_function_without_a_route_falls_through_to_moto(lambda_client, monkeypatch):
+    seen = []
+
+    def fake_original(self, body, request_headers, response_headers):
+        seen.append(self.function_name)
+        return b'"from moto"'
+
+    # lambda_routes restores `_original` on exit: make sure moto gets its real method back
+    monkeypatch.setattr(lambda_models.LambdaFunction, "invoke", lambda_models.LambdaFunction.invoke)
+    monkeypatch.setattr(moto_hooks, "_original", fake_original)
+    with lambda_routes({"sluice-plan": lambda n, e: "routed"}):
+        assert invoke(lambda_client, "sluice-other", {})[1] == "from moto"
+        assert invoke(lambda_client, "sluice-plan", {})[1] == "routed"
+    assert seen == ["sluice-other"]
