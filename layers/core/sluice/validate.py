@@ -5,6 +5,7 @@ from __future__ import annotations
 from .contract import Contract
 from .errors import ContractError
 from .source import SourceTable
+from .sql import check_ident
 
 
 def check_against_source(contract: Contract, sources: dict[str, SourceTable]) -> None:
@@ -28,6 +29,20 @@ def check_against_source(contract: Contract, sources: dict[str, SourceTable]) ->
                     f"{path}: {src.name} has no column {name!r} (columns: {', '.join(sorted(names))})"
                 )
 
+        moved = [
+            c
+            for c in src.column_names
+            if c not in spec.exclude
+            and (spec.include is None or c in spec.include or c in spec.key)
+        ]
+        for c in moved:
+            try:
+                check_ident(c)
+            except ValueError:
+                problems.append(
+                    f"{where}.columns: column {c!r} of {src.name} is not a plain identifier; "
+                    "exclude it ($.tables[].columns.exclude) or move the table through a view that renames it"
+                )
         for j, k in enumerate(spec.key):
             col(f"{where}.key[{j}]", k)
         if src.kind == "table" and src.primary_key and tuple(spec.key) != src.primary_key:

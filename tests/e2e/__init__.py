@@ -1,0 +1,1 @@
+"""End-to-end tests: whole local runs of Sakila and of the demo."""
