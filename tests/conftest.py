@@ -55,8 +55,14 @@ def connect(mysql_info) -> Iterator[Callable[..., pymysql.connections.Connection
 
     def _connect(database: str | None = None, **kwargs):
         conn = pymysql.connect(
-            host=mysql_info.host, port=mysql_info.port, user=mysql_info.user, password=mysql_info.password,
-            database=database, charset="utf8mb4", autocommit=True, **kwargs,
+            host=mysql_info.host,
+            port=mysql_info.port,
+            user=mysql_info.user,
+            password=mysql_info.password,
+            database=database,
+            charset="utf8mb4",
+            autocommit=True,
+            **kwargs,
         )
         opened.append(conn)
         return conn
@@ -75,7 +81,9 @@ def new_database(connect) -> Iterator[Callable[[str], str]]:
     def _new(prefix: str = "t") -> str:
         name = f"sluice_test_{prefix}_{uuid.uuid4().hex[:8]}"
         with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            cur.execute(
+                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
         made.append(name)
         return name
 
