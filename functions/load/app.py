@@ -30,6 +30,7 @@ def record_handler(record: SQSRecord) -> None:
             ctx, "load", lambda key=key: stages.load_page(ctx, key), ref, receives
         )
         metrics.add_metric(name="RowsLoaded", unit=MetricUnit.Count, value=result["rows"])
+        metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result["rejected"])
         metrics.add_metric(name="PageSeconds", unit=MetricUnit.Seconds, value=result["seconds"])
         logger.info("page loaded", extra=result)
 

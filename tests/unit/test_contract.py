@@ -306,3 +306,65 @@ def test_load_reads_yaml_and_refuses_broken_json_with_a_root_path(tmp_path):
     with pytest.raises(ContractError) as err:
         contract.load(bad)
     assert err.value.problems[0].startswith("$: not valid JSON")
+
+
+def test_dates_and_types_parse_with_iso8601_the_default():
+    def edit(d):
+        d["target"]["dates"] = "epoch_millis"
+        d["tables"][1]["target"]["types"] = {"placed_at": "epoch_seconds", "id": "string"}
+
+    assert contract.parse(copy.deepcopy(DYNAMO)).dates == "iso8601"
+    assert contract.parse(copy.deepcopy(DYNAMO)).tables[1].types == {}
+    c = contract.parse(edited(DYNAMO, edit))
+    assert c.dates == "epoch_millis"
+    assert c.tables[1].types == {"placed_at": "epoch_seconds", "id": "string"}
+
+
+def test_unknown_dates_encoding_is_reported_at_target_dates():
+    (problem,) = contract.problems(edited(DYNAMO, lambda d: d["target"].update(dates="epoch")))
+    assert problem.startswith("$.target.dates: 'epoch' is not one of")
+
+
+def test_unknown_type_in_types_is_reported_at_its_column():
+    def edit(d):
+        d["tables"][1]["target"]["types"] = {"placed_at": "epoch_nanos", "id": "string"}
+
+    (problem,) = contract.problems(edited(DYNAMO, edit))
+    assert problem.startswith("$.tables[1].target.types.placed_at: 'epoch_nanos' is not one of")
+    assert "'epoch_millis'" in problem
+
+
+def test_types_naming_a_column_that_is_not_an_identifier_is_reported():
+    def edit(d):
+        d["tables"][1]["target"]["types"] = {"placed-at": "string"}
+
+    assert contract.problems(edited(DYNAMO, edit)) == [
+        "$.tables[1].target.types: 'placed-at' is not a plain MySQL identifier"
+    ]
+
+
+def test_types_on_a_mysql_target_is_reported():
+    def edit(d):
+        d["tables"][1]["target"]["types"] = {"id": "string"}
+
+    assert contract.problems(edited(MYSQL, edit)) == [
+        "$.tables[1].target.types: only for DynamoDB targets"
+    ]
+
+
+def test_dates_on_a_mysql_target_is_reported_at_target():
+    (problem,) = contract.problems(
+        edited(MYSQL, lambda d: d["target"].update(dates="epoch_seconds"))
+    )
+    assert problem.startswith("$.target: ")
+    assert "'dates' was unexpected" in problem
+
+
+def test_template_with_an_unknown_filter_is_reported_at_its_attribute():
+    def edit(d):
+        d["tables"][0]["target"]["attributes"]["GSI1SK"] = "{email|slug}"
+
+    assert contract.problems(edited(DYNAMO, edit)) == [
+        "$.tables[0].target.attributes.GSI1SK: template '{email|slug}': unknown filter 'slug' "
+        "(known: lower, upper, trim, date)"
+    ]

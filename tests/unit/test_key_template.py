@@ -48,7 +48,7 @@ def test_doubled_braces_are_literal_braces():
 
 @pytest.mark.parametrize("text", ["{id:05d}", "{id!r}", "{created:%Y}", "X#{id!s:>4}"])
 def test_format_specs_and_conversions_are_refused(text):
-    with pytest.raises(ValueError, match="format specs are not supported"):
+    with pytest.raises(ValueError, match="(format specs|conversions .*) are not supported"):
         KeyTemplate.parse(text)
 
 
@@ -73,3 +73,38 @@ def test_any_escaped_literals_and_columns_parse_back_to_the_same_skeleton(pieces
     t = KeyTemplate.parse(text)
     assert segments(t) == ([lit for lit, _ in pieces] + [tail], [col for _, col in pieces])
     assert t.columns == tuple(col for _, col in pieces)
+    assert t.filters == ((),) * len(t.parts)
+
+
+def test_filters_are_aligned_with_parts_in_the_order_written():
+    t = KeyTemplate.parse("USER#{email|trim|lower}#{name|upper}!")
+    assert t.parts == (("USER#", "email"), ("#", "name"), ("!", None))
+    assert t.filters == ((("trim", None), ("lower", None)), (("upper", None),), ())
+    assert t.columns == ("email", "name")
+
+
+def test_date_filter_keeps_its_whole_format_including_colons():
+    t = KeyTemplate.parse("{placed_at|date:%Y-%m-%dT%H:%M}#{id}")
+    assert t.parts == (("", "placed_at"), ("#", "id"))
+    assert t.filters == ((("date", "%Y-%m-%dT%H:%M"),), ())
+
+
+def test_a_template_without_filters_has_an_empty_filter_chain_per_part():
+    t = KeyTemplate.parse("{customer_id}#{created_at}")
+    assert t.parts == (("", "customer_id"), ("#", "created_at"))
+    assert t.filters == ((), ())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{email|slug}", "unknown filter 'slug'"),
+        ("{at|date}", "filter 'date' needs an argument"),
+        ("{at|date:}", "filter 'date' needs an argument"),
+        ("{email|lower:x}", "filter 'lower' takes no argument"),
+        ("{|lower}", "a filter without a column"),
+    ],
+)
+def test_bad_filters_are_refused_naming_the_filter(text, message):
+    with pytest.raises(ValueError, match=message):
+        KeyTemplate.parse(text)

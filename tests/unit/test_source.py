@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sqlite3
+import struct
 from decimal import Decimal
 
 import pyarrow as pa
@@ -125,17 +125,22 @@ def test_pages_cut_at_row_keys_cover_every_row_exactly_once(case, data):
     assert sorted(seen) == ordered
 
 
-def test_page_query_orders_by_key_and_casts_bit_columns(column):
+def test_page_query_orders_by_key_and_casts_bit_and_float_columns(column):
     table = SourceTable(
         "flags",
         "table",
-        (column("id", "int", "int", nullable=False), column("f", "bit", "bit(8)")),
+        (
+            column("id", "int", "int", nullable=False),
+            column("f", "bit", "bit(8)"),
+            column("r", "float"),
+        ),
         ("id",),
         0,
     )
     sql, params = page_query("shop", table, ["id"], [10], None)
     assert sql == (
-        "SELECT `id`, CAST(`f` AS UNSIGNED) FROM `shop`.`flags` WHERE ((`id` > %s)) ORDER BY `id`"
+        "SELECT `id`, CAST(`f` AS UNSIGNED), CAST(`r` AS DOUBLE) FROM `shop`.`flags` "
+        "WHERE ((`id` > %s)) ORDER BY `id`"
     )
     assert params == [10]
 
@@ -148,6 +153,7 @@ def test_raw_driver_values_are_staged_exactly(column):
         column("id", "bigint", "bigint unsigned", nullable=False),
         column("amount", "decimal", "decimal(65,30)", precision=65, scale=30),
         column("price", "decimal", "decimal(10,2)", precision=10, scale=2),
+        column("ratio", "float"),
         column("at", "datetime", "datetime(6)"),
         column("ts", "timestamp", "timestamp(6)"),
         column("d", "date"),
@@ -163,7 +169,8 @@ def test_raw_driver_values_are_staged_exactly(column):
             "18446744073709551615",
             amount,
             "-0.05",
-            "2024-01-02 03:04:05.123456",
+            "1.2345677614212036",  # CAST(FLOAT 1.2345678 AS DOUBLE): the stored float, whole
+            "2024-02-29 12:34:56.500000",
             "1970-01-01 00:00:00.000001",
             "2024-02-29",
             "-838:59:59",
@@ -172,26 +179,75 @@ def test_raw_driver_values_are_staged_exactly(column):
             b"\x00\xff",
             "\U0001f600",
         ),
-        (None,) * 11,
+        (
+            "0",
+            "0E-30",
+            "0.00",
+            "-3.4028234663852886e38",
+            "0000-00-00 00:00:00",
+            "0000-00-00 00:00:00",
+            "0000-00-00",
+            "00:00:00",
+            "0000",
+            "0",
+            b"",
+            "",
+        ),
+        (None,) * 12,
     ]
     batch = rows_to_batch(rows, cols, arrow_schema(cols), "t")
     assert batch.schema == arrow_schema(cols)
-    first, second = batch.to_pylist()
+    first, zeros, nulls = batch.to_pylist()
     assert first == {
         "id": 18446744073709551615,
         "amount": Decimal(amount),
         "price": Decimal("-0.05"),
-        "at": dt.datetime(2024, 1, 2, 3, 4, 5, 123456),
-        "ts": dt.datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC),
-        "d": dt.date(2024, 2, 29),
+        "ratio": float32(1.2345678),
+        "at": "2024-02-29 12:34:56.500000",
+        "ts": "1970-01-01 00:00:00.000001",
+        "d": "2024-02-29",
         "t": "-838:59:59",
         "y": 2155,
         "flags": 255,
         "photo": b"\x00\xff",
         "name": "\U0001f600",
     }
-    assert set(second.values()) == {None}
-    assert batch.column(1).type == pa.decimal256(65, 30)
+    # zero dates, which no Arrow date or timestamp can hold, stay the server's text
+    assert (zeros["at"], zeros["ts"], zeros["d"]) == (
+        "0000-00-00 00:00:00",
+        "0000-00-00 00:00:00",
+        "0000-00-00",
+    )
+    assert zeros["ratio"] == -float32(3.4028234663852886e38)
+    assert (zeros["y"], zeros["amount"]) == (0, Decimal(0))
+    assert set(nulls.values()) == {None}
+    assert batch.column("amount").type == pa.decimal256(65, 30)
+    assert batch.column("ratio").type == pa.float32()
+
+
+@pytest.mark.parametrize(
+    ("data_type", "column_type", "text"),
+    [
+        ("date", "date", "1000-01-01"),
+        ("date", "date", "2024-02-00"),  # zero day, allowed unless NO_ZERO_IN_DATE
+        ("datetime", "datetime", "9999-12-31 23:59:59"),
+        ("datetime", "datetime(1)", "2024-02-29 12:34:56.5"),
+        ("datetime", "datetime(3)", "2024-02-29 12:34:56.500"),
+        ("datetime", "datetime(6)", "0000-00-00 00:00:00.000000"),
+        ("timestamp", "timestamp(6)", "2038-01-19 03:14:07.999999"),
+    ],
+)
+def test_dates_and_times_are_staged_as_the_servers_text_at_every_precision(
+    column, data_type, column_type, text
+):
+    cols = [column("v", data_type, column_type)]
+    batch = rows_to_batch([(text,)], cols, arrow_schema(cols), "t")
+    assert batch.column(0).to_pylist() == [text]
+
+
+def float32(x: float) -> float:
+    """x narrowed to single precision, as a FLOAT column stores it."""
+    return struct.unpack("<f", struct.pack("<f", x))[0]
 
 
 @pytest.mark.parametrize(
@@ -199,8 +255,8 @@ def test_raw_driver_values_are_staged_exactly(column):
     [
         ("bigint", "bigint unsigned", None, None, "-1"),
         ("int", "int", None, None, "2147483648"),
+        ("int", "int", None, None, "12abc"),
         ("decimal", "decimal(10,2)", 10, 2, "1.005"),  # would need rounding
-        ("datetime", "datetime", None, None, "0000-00-00 00:00:00"),
     ],
 )
 def test_a_value_that_cannot_be_staged_exactly_names_table_and_column(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import struct
 from decimal import Decimal
 
 import pyarrow as pa
@@ -92,6 +92,7 @@ def test_numbers_and_times_are_written_as_exact_mysql_text(column):
         column("neg", "bigint"),
         column("amount", "decimal", "decimal(65,30)", precision=65, scale=30),
         column("price", "decimal", "decimal(10,2)", precision=10, scale=2),
+        column("ratio", "float"),
         column("at", "datetime", "datetime(6)"),
         column("ts", "timestamp", "timestamp(6)"),
         column("d", "date"),
@@ -105,21 +106,25 @@ def test_numbers_and_times_are_written_as_exact_mysql_text(column):
         "neg": -9223372036854775808,
         "amount": amount,
         "price": Decimal("0.05"),
-        "at": dt.datetime(2024, 1, 2, 3, 4, 5, 6),
-        "ts": dt.datetime(2038, 1, 19, 3, 14, 7, 999999, tzinfo=dt.UTC),
-        "d": dt.date(2024, 2, 29),
+        "ratio": struct.unpack("<f", struct.pack("<f", 1.2345678))[0],
+        "at": "2024-01-02 03:04:05.000006",
+        "ts": "2038-01-19 03:14:07.999999",
+        "d": "2024-02-29",
         "y": 2155,
         "flags": 255,
         "doc": '{"a": "t\\tb", "n": 1.10}',
     }
+    zeros = dict(row, id=2, at="0000-00-00 00:00:00.000000", ts="0000-00-00 00:00:00.000000")
+    zeros |= {"d": "0000-00-00", "y": 0}
     nulls = dict.fromkeys(row) | {"id": 1}
-    data = encode_load_data(pa.Table.from_pylist([row, nulls], schema=arrow_schema(cols)))
-    first, second = decode_load_data(data)
+    data = encode_load_data(pa.Table.from_pylist([row, zeros, nulls], schema=arrow_schema(cols)))
+    first, second, third = decode_load_data(data)
     assert first == [
         b"18446744073709551615",
         b"-9223372036854775808",
         str(amount).encode(),
         b"0.05",
+        b"1.2345678",  # the shortest text that reads back as the same single-precision value
         b"2024-01-02 03:04:05.000006",
         b"2038-01-19 03:14:07.999999",
         b"2024-02-29",
@@ -127,7 +132,14 @@ def test_numbers_and_times_are_written_as_exact_mysql_text(column):
         b"255",
         b'{"a": "t\\tb", "n": 1.10}',
     ]
-    assert second == [b"1"] + [None] * 9
+    # zero dates are written back as the server gave them
+    assert second[5:9] == [
+        b"0000-00-00 00:00:00.000000",
+        b"0000-00-00 00:00:00.000000",
+        b"0000-00-00",
+        b"0000",
+    ]
+    assert third == [b"1"] + [None] * 10
 
 
 def test_empty_table_encodes_to_nothing(column):
@@ -196,3 +208,14 @@ def test_doubles_are_written_with_enough_digits_to_read_back_the_same_value(valu
 )
 def test_target_column_must_hold_every_source_value(source, target, ok):
     assert _compatible(source, target) is ok
+
+
+@given(
+    st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), min_size=1, max_size=20)
+)
+def test_floats_are_written_with_enough_digits_to_read_back_the_same_single(values):
+    schema = pa.schema([pa.field("f", pa.float32(), metadata={b"kind": b"float"})])
+    rows = decode_load_data(
+        encode_load_data(pa.table([pa.array(values, pa.float32())], schema=schema))
+    )
+    assert [struct.unpack("<f", struct.pack("<f", float(r[0])))[0] for r in rows] == values

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import struct
 from decimal import Decimal
 
 import pyarrow as pa
@@ -13,9 +14,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from sluice import contract
 from sluice.errors import SluiceError
+from sluice.source import rows_to_batch
 from sluice.transform import (
     MAX_ITEM_BYTES,
     item_plan,
+    page_kinds,
     selected_columns,
     to_dynamodb_items,
     to_mysql_rows,
@@ -23,15 +26,15 @@ from sluice.transform import (
 from sluice.types import Column, arrow_schema
 
 
-def dynamo_contract(*tables: dict, null_values: str = "omit", sort_key: bool = True):
+def dynamo_contract(
+    *tables: dict, null_values: str = "omit", sort_key: bool = True, dates: str | None = None
+):
     decl = {"partition_key": "PK", **({"sort_key": "SK"} if sort_key else {})}
+    target = {"kind": "dynamodb", "null_values": null_values, "tables": {"shop": decl}}
+    if dates:
+        target["dates"] = dates
     return contract.parse(
-        {
-            "version": 1,
-            "source": {"database": "shop"},
-            "target": {"kind": "dynamodb", "null_values": null_values, "tables": {"shop": decl}},
-            "tables": list(tables),
-        }
+        {"version": 1, "source": {"database": "shop"}, "target": target, "tables": list(tables)}
     )
 
 
@@ -39,7 +42,7 @@ def entity(source, key, pk, sk=None, **extra) -> dict:
     target = {"table": "shop", "partition_key": pk, **({"sort_key": sk} if sk else {})}
     out = {"source": source, "key": key, "target": target}
     for k, v in extra.items():
-        (target if k == "attributes" else out)[k] = v
+        (target if k in ("attributes", "types") else out)[k] = v
     return out
 
 
@@ -59,7 +62,7 @@ def items_of(lines: pa.Array) -> list[dict]:
 
 
 def transform(c, source: str, tbl: pa.Table):
-    plan = item_plan(c, c.table(source), tbl.column_names)
+    plan = item_plan(c, c.table(source), tbl.column_names, page_kinds(tbl))
     return to_dynamodb_items(tbl, plan)
 
 
@@ -88,9 +91,9 @@ USER_7 = {
     "photo": b"\x00\x01\xff",
     "roles": "admin,ops",
     "prefs": '{"limit": 0.10, "big": 123456789012345678901234567890, "tags": ["a", null, true]}',
-    "created": dt.datetime(2024, 1, 2, 3, 4, 5, 6),
-    "seen": dt.datetime(2024, 6, 30, 23, 59, 59, 999999, tzinfo=dt.UTC),
-    "born": dt.date(1990, 2, 28),
+    "created": "2024-01-02 03:04:05.000006",
+    "seen": "2024-06-30 23:59:59.999999",  # TIMESTAMP, read in a UTC session
+    "born": "1990-02-28",
     "name": 'Ann "the" \\ Tab\there',
 }
 USER_MAX = {
@@ -150,11 +153,48 @@ def test_items_carry_templated_keys_and_exact_typed_values(users_cols):
 
 def test_json_numbers_are_never_floats(users_cols):
     c = dynamo_contract(entity("users", ["id"], "USER#{id}", "P"))
-    row = dict(USER_7, prefs="[0.1, 1e400, -0.000000000000000000001, 9007199254740993]")
+    big = "-12345678901234567890123456789012345678"  # 38 digits: the most DynamoDB holds
+    row = dict(
+        USER_7, prefs=f"[0.1, 1.10, -0.000000000000000000001, 9007199254740993, {big}, 1e125]"
+    )
     (item,) = items_of(transform(c, "users", page(users_cols, [row]))[0])
     assert item["prefs"] == {
-        "L": [{"N": "0.1"}, {"N": "1E+400"}, {"N": "-1E-21"}, {"N": "9007199254740993"}]
+        "L": [
+            {"N": "0.1"},
+            {"N": "1.10"},
+            {"N": "-1E-21"},
+            {"N": "9007199254740993"},
+            {"N": big},
+            {"N": "1E+125"},
+        ]
     }
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        ("[1e400]", "prefs: 1E+400 is outside DynamoDB's number range (1E-130 .. 9.9E+125)"),
+        (
+            '{"a": -1e-400}',
+            "prefs: -1E-400 is outside DynamoDB's number range (1E-130 .. 9.9E+125)",
+        ),
+        (
+            '{"a": [123456789012345678901234567890123456789]}',
+            "prefs: 123456789012345678901234567890123456789 has more than 38 significant digits",
+        ),
+        (
+            "1.00000000000000000000000000000000000001",
+            "prefs: 1.00000000000000000000000000000000000001 has more than 38 significant digits",
+        ),
+    ],
+)
+def test_json_number_dynamodb_cannot_hold_rejects_the_row_not_rounds(users_cols, doc, reason):
+    c = dynamo_contract(entity("users", ["id"], "USER#{id}", "P"))
+    rows = [dict(USER_7, id=1), dict(USER_7, id=2, prefs=doc)]
+    lines, rejected = transform(c, "users", page(users_cols, rows))
+    assert [i["id"]["N"] for i in items_of(lines)] == ["1"]
+    assert rejected.keys == [{"id": 2}]
+    assert rejected.reasons == [reason]
 
 
 def test_null_values_null_writes_null_attributes_for_null_columns(users_cols):
@@ -302,15 +342,21 @@ def test_a_column_named_like_a_key_attribute_is_refused(users_cols):
         entity("users", ["id"], "USER#{id}", "P", columns={"rename": {"org": "SK"}})
     )
     with pytest.raises(SluiceError, match=r"\['SK'\].*rename"):
-        item_plan(c, c.table("users"), [col.name for col in users_cols])
+        item_plan(
+            c,
+            c.table("users"),
+            [col.name for col in users_cols],
+            {col.name: col.kind for col in users_cols},
+        )
 
 
-def varchar(name: str, nullable: bool = True) -> Column:
+def plain_column(name: str, data_type: str, column_type: str | None = None) -> Column:
+    """A Column outside a fixture (hypothesis tests cannot take function-scoped fixtures)."""
     return Column.from_information_schema(
         name=name,
-        data_type="varchar",
-        column_type="varchar(255)",
-        nullable=nullable,
+        data_type=data_type,
+        column_type=column_type or data_type,
+        nullable=name != "id",
         precision=None,
         scale=None,
         datetime_precision=None,
@@ -325,7 +371,10 @@ TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size
 @given(st.lists(TEXT, min_size=1, max_size=12, unique=True))
 @example(["\x00\x01\x08\x0b\x0c\x1f\x7f", '\n\r\t"\\/', "\u2028\u2029\ufeff", "", "\U0001f600"])
 def test_any_unicode_text_survives_json_escaping_in_values_and_keys(texts):
-    cols = [varchar("id", nullable=False), varchar("name")]
+    cols = [
+        plain_column("id", "varchar", "varchar(255)"),
+        plain_column("name", "varchar", "varchar(255)"),
+    ]
     c = dynamo_contract(entity("t", ["id"], "T#{name}"), sort_key=False)
     rows = [{"id": str(i), "name": t} for i, t in enumerate(texts)]
     lines, rejected = transform(c, "t", page(cols, rows))
@@ -333,6 +382,466 @@ def test_any_unicode_text_survives_json_escaping_in_values_and_keys(texts):
     items = items_of(lines)
     assert [i["name"]["S"] for i in items] == texts
     assert [i["PK"]["S"] for i in items] == ["T#" + t for t in texts]
+
+
+# ---------------------------------------------------------------- dates
+
+
+@pytest.fixture
+def dated_cols(column):
+    return [
+        column("id", "int", nullable=False),
+        column("day", "date"),
+        column("at", "datetime", "datetime(6)"),
+        column("at0", "datetime", "datetime"),
+        column("ts", "timestamp", "timestamp(6)"),
+    ]
+
+
+DATED = {
+    "id": 1,
+    "day": "2024-02-29",
+    "at": "2024-02-29 12:34:56.500000",
+    "at0": "1969-07-20 20:17:40",
+    "ts": "2024-02-29 12:34:56.500000",
+}
+ZERO_DATED = {
+    "id": 2,
+    "day": "0000-00-00",
+    "at": "0000-00-00 00:00:00.000000",
+    "at0": "0000-00-00 00:00:00",
+    "ts": "0000-00-00 00:00:00.000000",
+}
+
+
+def test_dates_are_iso8601_text_by_default_with_z_on_timestamps(dated_cols):
+    c = dynamo_contract(entity("ev", ["id"], "EV#{id}", "E"))
+    lines, rejected = transform(c, "ev", page(dated_cols, [DATED, ZERO_DATED]))
+    assert len(rejected) == 0
+    items = items_of(lines)
+    assert [{k: i[k] for k in ("day", "at", "at0", "ts")} for i in items] == [
+        {
+            "day": {"S": "2024-02-29"},
+            "at": {"S": "2024-02-29T12:34:56.500000"},
+            "at0": {"S": "1969-07-20T20:17:40"},
+            "ts": {"S": "2024-02-29T12:34:56.500000Z"},
+        },
+        # zero dates keep the server's text, ISO-shaped, never a made-up instant
+        {
+            "day": {"S": "0000-00-00"},
+            "at": {"S": "0000-00-00T00:00:00.000000"},
+            "at0": {"S": "0000-00-00T00:00:00"},
+            "ts": {"S": "0000-00-00T00:00:00.000000Z"},
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    ("dates", "data_type", "column_type", "text", "number"),
+    [
+        (
+            "epoch_seconds",
+            "datetime",
+            "datetime(6)",
+            "2024-02-29 12:34:56.500000",
+            "1709210096.500000",
+        ),
+        ("epoch_seconds", "datetime", "datetime(6)", "1969-12-31 23:59:59.500000", "-0.500000"),
+        ("epoch_seconds", "datetime", "datetime(6)", "1969-12-31 23:59:59.999999", "-0.000001"),
+        ("epoch_seconds", "datetime", "datetime(6)", "1970-01-01 00:00:00.000001", "0.000001"),
+        ("epoch_seconds", "datetime", "datetime(1)", "1969-07-20 20:17:40.5", "-14182939.500000"),
+        ("epoch_seconds", "datetime", "datetime", "1000-01-01 00:00:00", "-30610224000.000000"),
+        (
+            "epoch_seconds",
+            "timestamp",
+            "timestamp(6)",
+            "2038-01-19 03:14:07.999999",
+            "2147483647.999999",
+        ),
+        ("epoch_seconds", "date", "date", "2024-02-29", "1709164800.000000"),
+        ("epoch_seconds", "date", "date", "1969-12-31", "-86400.000000"),
+        (
+            "epoch_millis",
+            "datetime",
+            "datetime(6)",
+            "2024-02-29 12:34:56.500000",
+            "1709210096500.000",
+        ),
+        ("epoch_millis", "datetime", "datetime(6)", "1969-12-31 23:59:59.500000", "-500.000"),
+        ("epoch_millis", "datetime", "datetime(6)", "1970-01-01 00:00:00.000001", "0.001"),
+        ("epoch_millis", "datetime", "datetime(3)", "2024-02-29 12:34:56.123", "1709210096123.000"),
+        ("epoch_millis", "timestamp", "timestamp", "1970-01-01 00:00:01", "1000.000"),
+        ("epoch_millis", "date", "date", "9999-12-31", "253402214400000.000"),
+    ],
+)
+def test_epoch_dates_are_exact_numbers_with_their_fraction(
+    column, dates, data_type, column_type, text, number
+):
+    cols = [column("id", "int", nullable=False), column("v", data_type, column_type)]
+    c = dynamo_contract(entity("ev", ["id"], "EV#{id}", "E"), dates=dates)
+    lines, rejected = transform(c, "ev", page(cols, [{"id": 1, "v": text}]))
+    assert len(rejected) == 0
+    (item,) = items_of(lines)
+    assert item["v"] == {"N": number}
+
+
+EPOCH = dt.datetime(1970, 1, 1)
+EV_COLS = [plain_column("id", "int"), plain_column("at", "datetime", "datetime(6)")]
+
+
+@given(st.datetimes(min_value=dt.datetime(1000, 1, 1)))
+def test_any_datetime_becomes_the_exact_epoch_seconds_and_millis(when):
+    text = when.isoformat(sep=" ", timespec="microseconds")
+    since = when - EPOCH
+    seconds = Decimal(since.days * 86400 + since.seconds) + Decimal(since.microseconds) / 10**6
+    for dates, want in (("epoch_seconds", seconds), ("epoch_millis", seconds * 1000)):
+        c = dynamo_contract(entity("ev", ["id"], "EV#{id}", "E"), dates=dates)
+        (item,) = items_of(transform(c, "ev", page(EV_COLS, [{"id": 1, "at": text}]))[0])
+        assert Decimal(item["at"]["N"]) == want
+
+
+@pytest.mark.parametrize("dates", ["epoch_seconds", "epoch_millis"])
+def test_zero_dates_are_rejected_under_epoch_encodings_naming_the_column(dated_cols, dates):
+    c = dynamo_contract(entity("ev", ["id"], "EV#{id}", "E"), dates=dates)
+    rows = [
+        DATED,
+        ZERO_DATED,
+        dict(DATED, id=3, day="2024-02-00"),  # zero day
+        dict(DATED, id=4, ts="0000-00-00 00:00:00.000000"),
+    ]
+    lines, rejected = transform(c, "ev", page(dated_cols, rows))
+    assert [i["id"]["N"] for i in items_of(lines)] == ["1"]
+    assert rejected.keys == [{"id": 2}, {"id": 3}, {"id": 4}]
+    assert rejected.reasons == [
+        f"{col}: not a calendar date (a zero date?), so no {dates} number"
+        for col in ("day", "day", "ts")
+    ]
+
+
+def test_types_override_the_contracts_date_encoding_per_column(dated_cols):
+    c = dynamo_contract(
+        entity(
+            "ev",
+            ["id"],
+            "EV#{id}",
+            "E",
+            types={"day": "iso8601", "at": "epoch_seconds", "ts": "string"},
+        ),
+        dates="epoch_millis",
+    )
+    zero = dict(DATED, id=2, day="0000-00-00", at=None, ts="0000-00-00 00:00:00.000000")
+    lines, rejected = transform(c, "ev", page(dated_cols, [DATED, zero]))
+    assert len(rejected) == 0
+    first, second = items_of(lines)
+    assert {k: first[k] for k in ("day", "at", "at0", "ts")} == {
+        "day": {"S": "2024-02-29"},
+        "at": {"N": "1709210096.500000"},
+        "at0": {"N": "-14182940000.000"},  # the contract's epoch_millis
+        "ts": {"S": "2024-02-29T12:34:56.500000Z"},
+    }
+    # zero dates pass where the column is written as text
+    assert (second["day"], second["ts"]) == (
+        {"S": "0000-00-00"},
+        {"S": "0000-00-00T00:00:00.000000Z"},
+    )
+    assert "at" not in second
+
+
+# ---------------------------------------------------------------- template filters
+
+
+@pytest.fixture
+def member_cols(column):
+    return [
+        column("id", "int", nullable=False),
+        column("email", "varchar", "varchar(100)"),
+        column("name", "varchar", "varchar(100)"),
+    ]
+
+
+def test_lower_upper_and_trim_filters_shape_keys_but_not_values(member_cols):
+    c = dynamo_contract(
+        entity(
+            "members",
+            ["id"],
+            "EMAIL#{email|trim|lower}",
+            "{name|upper}",
+            attributes={"GSI1PK": "{name|trim}#{id}"},
+        )
+    )
+    rows = [{"id": 1, "email": " \tAnn@Example.COM\n", "name": "  Zoë Ünal "}]
+    (item,) = items_of(transform(c, "members", page(member_cols, rows))[0])
+    assert (item["PK"], item["SK"], item["GSI1PK"]) == (
+        {"S": "EMAIL#ann@example.com"},
+        {"S": "  ZOË ÜNAL "},
+        {"S": "Zoë Ünal#1"},
+    )
+    assert item["email"] == {"S": " \tAnn@Example.COM\n"}
+    assert item["name"] == {"S": "  Zoë Ünal "}
+
+
+def test_keys_that_a_filter_makes_equal_reject_the_later_row(member_cols):
+    c = dynamo_contract(entity("members", ["id"], "EMAIL#{email|lower}", "M"))
+    rows = [
+        {"id": 1, "email": "Ann@x.com", "name": "a"},
+        {"id": 2, "email": "ann@X.COM", "name": "b"},
+    ]
+    lines, rejected = transform(c, "members", page(member_cols, rows))
+    assert [i["name"]["S"] for i in items_of(lines)] == ["a"]
+    assert rejected.keys == [{"id": 2}]
+    assert rejected.reasons[0].startswith("duplicate target key")
+
+
+def test_date_filter_formats_dates_datetimes_and_timestamps(dated_cols):
+    c = dynamo_contract(
+        entity(
+            "ev",
+            ["id"],
+            "MONTH#{at|date:%Y-%m}",
+            "{day|date:%d/%m/%Y}#{ts|date:%Y%m%dT%H:%M:%S}",
+        )
+    )
+    row = dict(DATED, at="2024-02-29 23:59:59.999999", day="1969-12-31")
+    (item,) = items_of(transform(c, "ev", page(dated_cols, [row]))[0])
+    assert (item["PK"], item["SK"]) == (
+        {"S": "MONTH#2024-02"},
+        {"S": "31/12/1969#20240229T12:34:56"},
+    )
+
+
+@pytest.mark.parametrize(
+    "zero", [{"at": "0000-00-00 00:00:00.000000"}, {"at": "2024-00-10 00:00:00"}]
+)
+def test_date_filter_on_a_zero_date_rejects_the_row(dated_cols, zero):
+    c = dynamo_contract(entity("ev", ["id"], "MONTH#{at|date:%Y-%m}", "E"))
+    lines, rejected = transform(c, "ev", page(dated_cols, [dict(DATED, id=2, **zero), DATED]))
+    assert [i["id"]["N"] for i in items_of(lines)] == ["1"]
+    assert rejected.keys == [{"id": 2}]
+    assert rejected.reasons == [
+        "PK template 'MONTH#{at|date:%Y-%m}': not a date that date:%Y-%m can format"
+    ]
+
+
+def test_multi_column_template_joins_each_columns_exact_text(column):
+    cols = [
+        column("customer_id", "bigint", "bigint unsigned", nullable=False),
+        column("created_at", "datetime", "datetime(6)", nullable=False),
+        column("amount", "decimal", "decimal(10,2)", precision=10, scale=2),
+        column("seen", "timestamp", "timestamp(3)"),
+    ]
+    c = dynamo_contract(
+        entity(
+            "orders",
+            ["customer_id", "created_at"],
+            "CUST#{customer_id}",
+            "{customer_id}#{created_at}",
+            attributes={"GSI1SK": "{amount}@{seen}"},
+        )
+    )
+    rows = [
+        {
+            "customer_id": 18446744073709551615,
+            "created_at": "2024-02-29 12:34:56.500000",
+            "amount": Decimal("12.50"),
+            "seen": "2024-03-01 00:00:00.001",
+        },
+        # a zero date is text like any other in a template without a date filter
+        {
+            "customer_id": 5,
+            "created_at": "0000-00-00 00:00:00.000000",
+            "amount": Decimal("-0.05"),
+            "seen": "1970-01-01 00:00:01.000",
+        },
+    ]
+    lines, rejected = transform(c, "orders", page(cols, rows))
+    assert len(rejected) == 0
+    assert [(i["SK"]["S"], i["GSI1SK"]["S"]) for i in items_of(lines)] == [
+        ("18446744073709551615#2024-02-29T12:34:56.500000", "12.50@2024-03-01T00:00:00.001Z"),
+        ("5#0000-00-00T00:00:00.000000", "-0.05@1970-01-01T00:00:01.000Z"),
+    ]
+
+
+# ---------------------------------------------------------------- types overrides
+
+
+@pytest.fixture
+def coded_cols(column):
+    return [column("id", "int", nullable=False), column("code", "varchar", "varchar(60)")]
+
+
+NUMERIC_TEXTS = [
+    "12.50",
+    "-0.001",
+    "00042",
+    ".5",
+    "7.",
+    "1E+5",
+    "-2.5e-3",
+    "12345678901234567890123456789012345678",  # 38 digits
+    "0.00000000000000000000000000000000000000000000000000012345678901234567890123456789012345678",
+]
+
+
+def test_number_type_on_a_text_column_writes_its_digits_exactly(coded_cols):
+    c = dynamo_contract(entity("codes", ["id"], "C#{id}", "C", types={"code": "number"}))
+    rows = [{"id": i, "code": t} for i, t in enumerate([*NUMERIC_TEXTS, None])]
+    lines, rejected = transform(c, "codes", page(coded_cols, rows))
+    assert len(rejected) == 0
+    items = items_of(lines)
+    assert [i.get("code") for i in items] == [{"N": t} for t in NUMERIC_TEXTS] + [None]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("abc", "code: not a number, but typed 'number' in the contract"),
+        ("", "code: not a number, but typed 'number' in the contract"),
+        (" 5", "code: not a number, but typed 'number' in the contract"),
+        ("+5", "code: not a number, but typed 'number' in the contract"),
+        ("1,5", "code: not a number, but typed 'number' in the contract"),
+        ("0x1F", "code: not a number, but typed 'number' in the contract"),
+        ("NaN", "code: not a number, but typed 'number' in the contract"),
+        ("Infinity", "code: not a number, but typed 'number' in the contract"),
+        (
+            "123456789012345678901234567890123456789",
+            "code: more than 38 significant digits, which a DynamoDB number cannot hold",
+        ),
+    ],
+)
+def test_a_text_column_typed_number_rejects_what_is_not_a_dynamodb_number(coded_cols, text, reason):
+    c = dynamo_contract(entity("codes", ["id"], "C#{id}", "C", types={"code": "number"}))
+    rows = [{"id": 1, "code": "1"}, {"id": 2, "code": text}]
+    lines, rejected = transform(c, "codes", page(coded_cols, rows))
+    assert [i["code"] for i in items_of(lines)] == [{"N": "1"}]
+    assert rejected.keys == [{"id": 2}]
+    assert rejected.reasons == [reason]
+
+
+@pytest.mark.parametrize("text", ["1e400", "-1E+126", "1e-131"])
+def test_a_text_column_typed_number_rejects_numbers_outside_dynamodb_range(coded_cols, text):
+    c = dynamo_contract(entity("codes", ["id"], "C#{id}", "C", types={"code": "number"}))
+    _, rejected = transform(c, "codes", page(coded_cols, [{"id": 2, "code": text}]))
+    assert rejected.keys == [{"id": 2}]
+
+
+def test_string_type_on_number_columns_writes_their_exact_text(users_cols):
+    c = dynamo_contract(
+        entity(
+            "users",
+            ["id"],
+            "USER#{id}",
+            "P",
+            types={"id": "string", "balance": "string", "delta": "string"},
+        )
+    )
+    rows = [USER_7, dict(USER_MAX, balance=Decimal("-0.0001"), delta=-2147483648)]
+    first, second = items_of(transform(c, "users", page(users_cols, rows))[0])
+    assert (first["id"], first["balance"], first["delta"]) == (
+        {"S": "7"},
+        {"S": "12345678901234.5678"},
+        {"S": "-42"},
+    )
+    assert (second["id"], second["balance"], second["delta"]) == (
+        {"S": "18446744073709551615"},
+        {"S": "-0.0001"},
+        {"S": "-2147483648"},
+    )
+
+
+def test_json_type_on_a_text_column_writes_a_map_or_rejects_text_that_is_not_json(coded_cols):
+    c = dynamo_contract(entity("codes", ["id"], "C#{id}", "C", types={"code": "json"}))
+    rows = [
+        {"id": 1, "code": '{"price": 1.50, "n": 12345678901234567890}'},
+        {"id": 2, "code": "{x"},
+    ]
+    lines, rejected = transform(c, "codes", page(coded_cols, rows))
+    (item,) = items_of(lines)
+    assert item["code"] == {"M": {"price": {"N": "1.50"}, "n": {"N": "12345678901234567890"}}}
+    assert rejected.keys == [{"id": 2}]
+    assert rejected.reasons[0].startswith("code: ")
+
+
+@pytest.mark.parametrize("text", ["[NaN]", '{"a": Infinity}', "-Infinity"])
+def test_json_nan_and_infinity_reject_the_row(coded_cols, text):
+    c = dynamo_contract(entity("codes", ["id"], "C#{id}", "C", types={"code": "json"}))
+    _, rejected = transform(c, "codes", page(coded_cols, [{"id": 2, "code": text}]))
+    assert rejected.keys == [{"id": 2}]
+
+
+@pytest.mark.parametrize(
+    "number", ["9.9999999999999999999999999999999999999E+125", "1E-130", "-1E-130"]
+)
+def test_json_numbers_at_dynamodb_range_limits_are_kept_exactly(users_cols, number):
+    c = dynamo_contract(entity("users", ["id"], "USER#{id}", "P"))
+    lines, rejected = transform(c, "users", page(users_cols, [dict(USER_7, prefs=f"[{number}]")]))
+    assert rejected.reasons == []
+    (item,) = items_of(lines)
+    assert item["prefs"] == {"L": [{"N": number}]}
+
+
+# ---------------------------------------------------------------- floats
+
+
+def float32(x: float) -> float:
+    """x narrowed to single precision, as a FLOAT column stores it."""
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def test_double_outside_dynamodb_number_range_is_rejected_not_rounded(column):
+    cols = [column("id", "int", nullable=False), column("g", "double")]
+    c = dynamo_contract(entity("m", ["id"], "M#{id}", "G"))
+    kept = [9.99e125, -9.99e125, 1e-130, -1.5e-130, 0.0, 1.7976931348623157e308 / 1e183]
+    out = [1e300, -1e200, 1.7976931348623157e308, 1e-131, -5e-324]
+    rows = [{"id": i, "g": v} for i, v in enumerate(kept + out)]
+    lines, rejected = transform(c, "m", page(cols, rows))
+    assert [float(Decimal(i["g"]["N"])) for i in items_of(lines)] == kept
+    assert rejected.keys == [{"id": i} for i in range(len(kept), len(kept) + len(out))]
+    assert set(rejected.reasons) == {"g: outside DynamoDB's number range (1E-130 .. 9.9E+125)"}
+
+
+def test_double_whose_text_is_above_dynamodb_maximum_is_rejected(column):
+    cols = [column("id", "int", nullable=False), column("g", "double")]
+    c = dynamo_contract(entity("m", ["id"], "M#{id}", "G"))
+    lines, rejected = transform(c, "m", page(cols, [{"id": 1, "g": 1e126}]))
+    written = [Decimal(i["g"]["N"]) for i in items_of(lines)]
+    assert all(abs(n) <= Decimal("9.9999999999999999999999999999999999999E+125") for n in written)
+
+
+@pytest.mark.parametrize(
+    ("double_text", "number"),
+    [
+        ("1.2345677614212036", "1.2345678"),  # CAST(CAST(1.2345678 AS FLOAT) AS DOUBLE)
+        ("0.10000000149011612", "0.1"),
+        ("16777216", "16777216"),
+        ("-3.4028234663852886e38", "-3.4028235e+38"),
+        ("1.401298464324817e-45", "1e-45"),
+    ],
+)
+def test_float_column_is_written_as_the_shortest_text_of_its_single_value(
+    column, double_text, number
+):
+    cols = [column("id", "int", nullable=False), column("f", "float")]
+    staged = pa.Table.from_batches(
+        [rows_to_batch([("1", double_text)], cols, arrow_schema(cols), "m")]
+    )
+    c = dynamo_contract(entity("m", ["id"], "M#{id}", "F"))
+    (item,) = items_of(transform(c, "m", staged)[0])
+    assert item["f"] == {"N": number}
+    assert float32(float(number)) == float32(float(double_text))
+
+
+@given(
+    st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), min_size=1, max_size=20)
+)
+def test_any_single_float_is_written_with_at_most_9_digits_that_read_back_the_same(values):
+    cols = [plain_column("id", "int"), plain_column("f", "float")]
+    c = dynamo_contract(entity("m", ["id"], "M#{id}", "F"))
+    rows = [{"id": i, "f": v} for i, v in enumerate(values)]
+    lines, rejected = transform(c, "m", page(cols, rows))
+    assert len(rejected) == 0
+    numbers = [i["f"]["N"] for i in items_of(lines)]
+    assert [float32(float(n)) for n in numbers] == values
+    assert all(len(Decimal(n).normalize().as_tuple().digits) <= 9 for n in numbers)
 
 
 # ---------------------------------------------------------------- MySQL target

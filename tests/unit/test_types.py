@@ -26,9 +26,11 @@ from sluice.validate import check_against_source
         ("float", "float", None, None, None, pa.float32(), "float"),
         ("double", "double", None, None, None, pa.float64(), "float"),
         ("bit", "bit(64)", None, None, None, pa.uint64(), "bit"),
-        ("date", "date", None, None, None, pa.date32(), "date"),
-        ("datetime", "datetime(6)", None, None, None, pa.timestamp("us"), "datetime"),
-        ("timestamp", "timestamp(3)", None, None, None, pa.timestamp("us", tz="UTC"), "timestamp"),
+        # dates and times as the server's own text: exact at any precision, zero dates too
+        ("date", "date", None, None, None, pa.string(), "date"),
+        ("datetime", "datetime(6)", None, None, None, pa.string(), "datetime"),
+        ("datetime", "datetime", None, None, None, pa.string(), "datetime"),
+        ("timestamp", "timestamp(3)", None, None, None, pa.string(), "timestamp"),
         ("time", "time(6)", None, None, None, pa.string(), "time"),
         ("year", "year(4)", None, None, None, pa.uint16(), "year"),
         ("varchar", "varchar(255)", None, None, "utf8mb4", pa.string(), "text"),
@@ -62,6 +64,24 @@ def test_not_null_column_gives_a_non_nullable_field(column):
 
 def test_field_without_metadata_counts_as_text():
     assert kind_of(pa.field("x", pa.string())) == "text"
+
+
+@pytest.mark.parametrize(
+    ("data_type", "column_type", "expr"),
+    [
+        # FLOAT prints with 6 significant digits over the text protocol; DOUBLE prints whole
+        ("float", "float", "CAST(`c` AS DOUBLE)"),
+        ("float", "float unsigned", "CAST(`c` AS DOUBLE)"),
+        ("double", "double", "`c`"),
+        ("bit", "bit(8)", "CAST(`c` AS UNSIGNED)"),
+        ("datetime", "datetime(6)", "`c`"),
+        ("timestamp", "timestamp", "`c`"),
+    ],
+)
+def test_columns_are_selected_so_the_server_prints_every_digit(
+    column, data_type, column_type, expr
+):
+    assert column("c", data_type, column_type).select_expr() == expr
 
 
 def test_unsupported_type_names_the_column_and_a_way_out(column):
@@ -129,3 +149,65 @@ def test_a_missing_source_table_suggests_the_same_name_in_other_case(users):
     assert err.value.problems == [
         "$.tables[0].source: no table or view 'users' in shop (did you mean 'Users'?)"
     ]
+
+
+@pytest.fixture
+def typed_users(column) -> SourceTable:
+    cols = (
+        column("id", "int", nullable=False),
+        column("email", "varchar"),
+        column("secret", "text"),
+        column("created", "datetime", "datetime(6)"),
+        column("born", "date"),
+        column("photo", "blob", charset=None),
+        column("roles", "set", "set('a','b')"),
+    )
+    return SourceTable("users", "table", cols, ("id",), 3)
+
+
+def with_types(types: dict[str, str]) -> contract.Contract:
+    doc = copy.deepcopy(DOC)
+    doc["tables"][0]["target"]["types"] = types
+    return contract.parse(doc)
+
+
+@pytest.mark.parametrize(
+    "types",
+    [
+        {"created": "epoch_seconds", "born": "epoch_millis"},
+        {"created": "iso8601", "born": "string"},
+        {"id": "string", "email": "number"},
+        {"email": "json"},
+        {"roles": "string", "photo": "binary"},
+    ],
+)
+def test_types_each_source_kind_can_be_written_as_pass(typed_users, types):
+    check_against_source(with_types(types), {"users": typed_users})
+
+
+@pytest.mark.parametrize(
+    ("column_name", "encoding", "column_type", "allowed"),
+    [
+        ("email", "epoch_seconds", "varchar", "json, number, string"),
+        ("id", "iso8601", "int", "number, string"),
+        ("photo", "string", "blob", "binary"),
+        ("created", "number", "datetime(6)", "epoch_millis, epoch_seconds, iso8601, string"),
+        ("roles", "number", "set('a','b')", "string, string_set"),
+    ],
+)
+def test_a_type_the_source_column_cannot_be_written_as_is_refused_with_the_choices(
+    typed_users, column_name, encoding, column_type, allowed
+):
+    with pytest.raises(ContractError) as err:
+        check_against_source(with_types({column_name: encoding}), {"users": typed_users})
+    assert err.value.problems == [
+        f"$.tables[0].target.types.{column_name}: users.{column_name} is {column_type}, "
+        f"which cannot be written as {encoding!r} (choose one of: {allowed})"
+    ]
+
+
+def test_types_naming_a_column_the_source_does_not_have_is_reported(typed_users):
+    with pytest.raises(ContractError) as err:
+        check_against_source(with_types({"mail": "string"}), {"users": typed_users})
+    (problem,) = err.value.problems
+    assert problem.startswith("$.tables[0].target.types.mail: users has no column 'mail'")

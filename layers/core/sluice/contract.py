@@ -19,23 +19,58 @@ DEFAULT_PAGE_SIZE = 10_000
 DEFAULT_BULK_THRESHOLD = 50_000_000
 
 
+FILTERS = {"lower": False, "upper": False, "trim": False, "date": True}  # name: takes an argument
+
+
 @dataclass(frozen=True, slots=True)
 class KeyTemplate:
-    """A key template such as `ORDER#{order_id}`: literal pieces and column fields."""
+    """A template such as `ORDER#{order_id}` or `{email|lower}`: literal pieces and fields.
+
+    `parts` pairs each literal with the column that follows it (or None); `filters` holds,
+    for the same positions, the filters applied to that column's text in order, each a
+    (name, argument) pair: lower, upper, trim, date:<strftime format>.
+    """
 
     text: str
     parts: tuple[tuple[str, str | None], ...]  # (literal, column or None)
+    filters: tuple[tuple[tuple[str, str | None], ...], ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> KeyTemplate:
-        parts = []
+        parts, filters = [], []
         for literal, name, spec, conv in string.Formatter().parse(text):
-            if spec or conv:
-                raise ValueError(f"template {text!r}: format specs are not supported in {{{name}}}")
+            if conv:
+                raise ValueError(f"template {text!r}: conversions (!{conv}) are not supported")
             if name is not None and not name:
                 raise ValueError(f"template {text!r}: empty {{}} field")
+            field_filters: list[tuple[str, str | None]] = []
+            if name is not None:
+                full = name + (":" + spec if spec else "")
+                if "|" not in full and spec:
+                    raise ValueError(
+                        f"template {text!r}: format specs are not supported in {{{name}}}; "
+                        "use a filter such as {col|date:%Y-%m}"
+                    )
+                name, *chain = full.split("|")
+                for f in chain:
+                    fname, _, arg = f.partition(":")
+                    if fname not in FILTERS:
+                        raise ValueError(
+                            f"template {text!r}: unknown filter {fname!r} (known: {', '.join(FILTERS)})"
+                        )
+                    if FILTERS[fname] != bool(arg):
+                        need = (
+                            "needs an argument, as in date:%Y-%m-%d"
+                            if FILTERS[fname]
+                            else "takes no argument"
+                        )
+                        raise ValueError(f"template {text!r}: filter {fname!r} {need}")
+                    field_filters.append((fname, arg or None))
+                if not name:
+                    raise ValueError(f"template {text!r}: a filter without a column")
             parts.append((literal, name))
-        return cls(text, tuple(parts))
+            filters.append(tuple(field_filters))
+        return cls(text, tuple(parts), tuple(filters))
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -64,6 +99,7 @@ class TableSpec:
     sort_key: KeyTemplate | None = None
     attributes: dict[str, KeyTemplate] = field(default_factory=dict)
     on_conflict: str = "replace"
+    types: dict[str, str] = field(default_factory=dict)  # column: DynamoDB encoding override
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +112,7 @@ class Contract:
     target_url: str | None
     endpoint_url: str | None
     null_values: str
+    dates: str
     dynamo_tables: dict[str, DynamoTable]
     tables: tuple[TableSpec, ...]
     bulk_threshold_rows: int
@@ -210,7 +247,7 @@ def _semantic_problems(doc: dict[str, Any]) -> list[str]:
                 )
             seen_keys[sig] = where
         else:
-            for k in ("partition_key", "sort_key", "attributes"):
+            for k in ("partition_key", "sort_key", "attributes", "types"):
                 if k in tgt:
                     found.append(f"{where}.target.{k}: only for DynamoDB targets")
     return found
@@ -264,6 +301,7 @@ def parse(doc: dict[str, Any]) -> Contract:
                 sort_key=KeyTemplate.parse(tgt["sort_key"]) if "sort_key" in tgt else None,
                 attributes={a: KeyTemplate.parse(v) for a, v in tgt.get("attributes", {}).items()},
                 on_conflict=tgt.get("on_conflict", "replace"),
+                types=dict(tgt.get("types", {})),
             )
         )
     return Contract(
@@ -275,6 +313,7 @@ def parse(doc: dict[str, Any]) -> Contract:
         target_url=target.get("url"),
         endpoint_url=target.get("endpoint_url"),
         null_values=target.get("null_values", "omit"),
+        dates=target.get("dates", "iso8601"),
         dynamo_tables=dynamo_tables,
         tables=tuple(tables),
         bulk_threshold_rows=defaults.get("bulk_threshold_rows", DEFAULT_BULK_THRESHOLD),

@@ -204,7 +204,7 @@ class Manifest:
                 t.status_counts[st] = t.status_counts.get(st, 0) + 1
                 t.extracted += int(it.get("extracted", 0))
                 t.transformed += int(it.get("transformed", 0))
-                t.rejected += int(it.get("rejected", 0))
+                t.rejected += int(it.get("rejected", 0)) + int(it.get("load_rejected", 0))
                 t.loaded += int(it.get("loaded", 0))
                 if it.get("started_at") is not None:
                     s = float(it["started_at"])

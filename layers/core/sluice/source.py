@@ -203,10 +203,6 @@ def rows_to_batch(
         staged = schema.field(i).type
         raw = pa.array(values, type=col.wire_type())
         try:
-            if pa.types.is_timestamp(staged) and staged.tz:
-                # Text without a zone offset parses only as a naive timestamp (pyarrow 20);
-                # the session time zone is UTC, so the naive value is the UTC one.
-                raw = pc.cast(raw, pa.timestamp(staged.unit))
             arrays.append(raw if raw.type == staged else pc.cast(raw, staged))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise SluiceError(

@@ -270,10 +270,10 @@ def extract_page(ctx: Context, message: dict) -> dict:
 
 @lru_cache(maxsize=64)
 def _item_plan(
-    bucket: str, run_id: str, table: str, columns: tuple[str, ...]
+    bucket: str, run_id: str, table: str, kinds: tuple[tuple[str, str], ...]
 ) -> transform.ItemPlan:
     contract = _contract_for(bucket, run_id)
-    return transform.item_plan(contract, contract.table(table), list(columns))
+    return transform.item_plan(contract, contract.table(table), [c for c, _ in kinds], dict(kinds))
 
 
 def transform_page(ctx: Context, key: str) -> dict:
@@ -290,7 +290,8 @@ def transform_page(ctx: Context, key: str) -> dict:
         rows = transform.to_mysql_rows(page, spec)
         body, n = staging.write_arrow(rows.schema, rows.to_batches())
     else:
-        plan = _item_plan(ctx.settings.bucket, ref.run_id, ref.table, tuple(page.column_names))
+        kinds = tuple(transform.page_kinds(page).items())
+        plan = _item_plan(ctx.settings.bucket, ref.run_id, ref.table, kinds)
         lines, rejected = transform.to_dynamodb_items(page, plan)
         body, n = staging.gzip_lines(lines), len(lines)
     if len(rejected):
@@ -309,7 +310,8 @@ def transform_page(ctx: Context, key: str) -> dict:
 
 
 def load_page(ctx: Context, key: str) -> dict:
-    """Write a transformed page to the target, idempotently."""
+    """Write a transformed page to the target, idempotently; rows the target refuses go to
+    rejected/ with their reason, and the page completes."""
     started = time.time()
     ref, stage = PageRef.from_key(key)
     if stage != staging.TRANSFORMED:
@@ -320,14 +322,26 @@ def load_page(ctx: Context, key: str) -> dict:
     if contract.target_kind == "mysql":
         rows: pa.Table = staging.read_arrow(data)
         conn = _connection("target", contract, local_infile=True)
-        n = mysql_target.load_rows(
-            conn, contract.target_database, spec.target_table, rows, spec.on_conflict
+        key_cols = [spec.rename.get(k, k) for k in spec.key]
+        n, rejected = mysql_target.load_page_rows(
+            conn, contract.target_database, spec.target_table, rows, key_cols, spec.on_conflict
         )
     else:
+        table = contract.dynamo_tables[spec.target_table]
+        key_names = [k for k in (table.partition_key, table.sort_key) if k]
         lines = staging.gunzip_lines(data)
-        n = ddb_target.write_items(_dynamo_client(contract), spec.target_table, lines)
-    ctx.manifest.advance(ref, "loaded", {"loaded": n})
-    return {"page": ref.label, "rows": n, "seconds": time.time() - started}
+        n, rejected = ddb_target.write_page_items(
+            _dynamo_client(contract), spec.target_table, lines, key_names
+        )
+    if len(rejected):
+        ctx.put(ref.key(staging.LOAD_REJECTED), rejected.to_jsonl(), "application/x-ndjson")
+    ctx.manifest.advance(ref, "loaded", {"loaded": n, "load_rejected": len(rejected)})
+    return {
+        "page": ref.label,
+        "rows": n,
+        "rejected": len(rejected),
+        "seconds": time.time() - started,
+    }
 
 
 # ---------------------------------------------------------------- progress and verify

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 EXTRACTED, TRANSFORMED, REJECTED = "extracted", "transformed", "rejected"
+LOAD_REJECTED = "load-rejected"  # rows the target refused; stored under rejected/ too
 # Suffixes, not prefixes, tell the stages apart in S3 notifications: keys are
 # runs/<run>/<stage>/..., and a prefix filter cannot skip the run id.
 SUFFIX = {
@@ -20,6 +23,7 @@ SUFFIX = {
     TRANSFORMED: ".transformed.arrow",
     "transformed-ddb": ".transformed.ddb.json.gz",
     REJECTED: ".rejected.jsonl",
+    LOAD_REJECTED: ".load.rejected.jsonl",
 }
 _KEY = re.compile(
     r"^runs/(?P<run>[A-Za-z0-9_.-]+)/(?P<stage>extracted|transformed|rejected)/"
@@ -42,7 +46,8 @@ class PageRef:
             if stage == TRANSFORMED and target_kind == "dynamodb"
             else SUFFIX[stage]
         )
-        return f"runs/{self.run_id}/{stage}/{self.table}/p{self.page:06d}{suffix}"
+        folder = REJECTED if stage == LOAD_REJECTED else stage
+        return f"runs/{self.run_id}/{folder}/{self.table}/p{self.page:06d}{suffix}"
 
     @property
     def label(self) -> str:
@@ -116,3 +121,37 @@ def lines_buffer(lines: pa.Array) -> bytes:
 
 def gunzip_lines(data: bytes) -> list[bytes]:
     return gzip.decompress(data).splitlines()
+
+
+# ---------------------------------------------------------------- rejected rows
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Rows refused by a transform: their source keys and one reason each."""
+
+    keys: list[dict]
+    reasons: list[str]
+
+    def __len__(self) -> int:
+        return len(self.reasons)
+
+    def __add__(self, other: Rejected) -> Rejected:
+        return Rejected(self.keys + other.keys, self.reasons + other.reasons)
+
+    def to_jsonl(self) -> bytes:
+        return b"".join(
+            json.dumps({"key": k, "reason": r}, default=_json_default, ensure_ascii=False).encode()
+            + b"\n"
+            for k, r in zip(self.keys, self.reasons, strict=True)
+        )
+
+
+NO_REJECTS = Rejected([], [])
+
+
+def _json_default(v):
+    """Key values in rejected/: bytes as {"b64": ...} (as page ranges carry them), the rest as text."""
+    if isinstance(v, bytes | bytearray):
+        return {"b64": base64.b64encode(v).decode()}
+    return str(v)

@@ -20,39 +20,12 @@ import pyarrow.compute as pc
 
 from .contract import Contract, KeyTemplate, TableSpec
 from .errors import SluiceError
+from .staging import NO_REJECTS, Rejected
 from .types import kind_of
 
 MAX_ITEM_BYTES = 400 * 1024
 MAX_NUMBER_DIGITS = 38
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """Rows refused by a transform: their source keys and one reason each."""
-
-    keys: list[dict]
-    reasons: list[str]
-
-    def __len__(self) -> int:
-        return len(self.reasons)
-
-    def to_jsonl(self) -> bytes:
-        return b"".join(
-            json.dumps({"key": k, "reason": r}, default=_json_default, ensure_ascii=False).encode()
-            + b"\n"
-            for k, r in zip(self.keys, self.reasons, strict=True)
-        )
-
-
-NO_REJECTS = Rejected([], [])
-
-
-def _json_default(v):
-    """Key values in rejected/: bytes as {"b64": ...} (as page ranges carry them), the rest as text."""
-    if isinstance(v, bytes | bytearray):
-        return {"b64": base64.b64encode(v).decode()}
-    return str(v)
 
 
 def selected_columns(spec: TableSpec, names: list[str]) -> list[str]:
@@ -72,18 +45,92 @@ def to_mysql_rows(page: pa.Table, spec: TableSpec) -> pa.Table:
 
 # ---------------------------------------------------------------- DynamoDB target
 
+# Default DynamoDB encoding of each source kind ("dates" follows the contract's choice).
+DEFAULT_ENCODING = {
+    "int": "number",
+    "decimal": "number",
+    "float": "number",
+    "bit": "number",
+    "year": "number",
+    "set": "string_set",
+    "json": "json",
+    "binary": "binary",
+    "spatial": "binary",
+    "date": "dates",
+    "datetime": "dates",
+    "timestamp": "dates",
+}
+# DynamoDB numbers: 38 significant digits, magnitude 1E-130 .. 9.99...E+125.
+MAX_NUMBER = Decimal("9.9999999999999999999999999999999999999E+125")
+MIN_NUMBER = Decimal("1E-130")
+_RANGE_REASON = "outside DynamoDB's number range (1E-130 .. 9.9E+125)"
+_DATE_KINDS = ("date", "datetime", "timestamp")
 
-def _text(arr: pa.Array) -> pa.Array:
-    """A column's canonical text: what key templates and S/N attributes carry."""
-    t = arr.type
-    if pa.types.is_timestamp(t):
-        return pc.strftime(arr, "%Y-%m-%dT%H:%M:%S" + ("Z" if t.tz else ""))
-    if pa.types.is_binary(t):
+
+def _text(arr: pa.Array, kind: str) -> pa.Array:
+    """A column's canonical text: what templates and S attributes carry.
+
+    Dates and times become ISO 8601 (`T` between date and time, `Z` on TIMESTAMP, which is
+    read in UTC); binary values base64.
+    """
+    if kind in ("datetime", "timestamp"):
+        iso = pc.replace_substring(arr, " ", "T", max_replacements=1)
+        return pc.binary_join_element_wise(iso, pa.scalar("Z"), "") if kind == "timestamp" else iso
+    if pa.types.is_binary(arr.type):
         return pa.array(
             [None if v is None else base64.b64encode(v).decode() for v in arr.to_pylist()],
             pa.string(),
         )
     return pc.cast(arr, pa.string())
+
+
+def _apply_filters(
+    text: pa.Array, filters, kind: str, where: str
+) -> tuple[pa.Array, pa.Array | None]:
+    """Template filters on a column's text; returns the text and rejection reasons (or None)."""
+    reason = None
+    for name, arg in filters:
+        if name == "lower":
+            text = pc.utf8_lower(text)
+        elif name == "upper":
+            text = pc.utf8_upper(text)
+        elif name == "trim":
+            text = pc.utf8_trim_whitespace(text)
+        elif name == "date":
+            stamp = _parse_datetime(text, kind)
+            formatted = pc.strftime(stamp, format=arg)
+            bad = pc.and_(pc.is_valid(text), pc.is_null(stamp))
+            reason = pc.if_else(bad, f"{where}: not a date that date:{arg} can format", None)
+            text = formatted
+    return text, reason
+
+
+def _parse_datetime(text: pa.Array, kind: str) -> pa.Array:
+    """Seconds-precision timestamps from ISO or MySQL text; zero dates become null."""
+    head = pc.utf8_slice_codeunits(text, 0, 19)
+    head = pc.replace_substring(head, "T", " ", max_replacements=1)
+    if kind == "date":
+        head = pc.binary_join_element_wise(head, pa.scalar(" 00:00:00"), "")
+    return pc.strptime(head, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
+
+
+def _epoch(text: pa.Array, kind: str, unit: str) -> pa.Array:
+    """Exact epoch numbers (seconds or milliseconds, with the fraction) of date/time text."""
+    seconds = pc.cast(_parse_datetime(text, kind), pa.int64())
+    frac = (
+        pc.utf8_slice_codeunits(text, 20, 26)
+        if kind != "date"
+        else pa.nulls(len(text), pa.string())
+    )
+    frac = pc.utf8_slice_codeunits(
+        pc.binary_join_element_wise(pc.fill_null(frac, ""), pa.scalar("000000"), ""), 0, 6
+    )
+    micros = pc.add(pc.multiply(seconds, 1_000_000), pc.cast(frac, pa.int64()))
+    divisor, scale = (1_000_000, 6) if unit == "epoch_seconds" else (1_000, 3)
+    value = pc.divide(
+        pc.cast(micros, pa.decimal128(24, 0)), pa.scalar(Decimal(divisor), pa.decimal128(7, 0))
+    )
+    return pc.cast(pc.cast(value, pa.decimal128(24, scale)), pa.string())
 
 
 def _escape(text: pa.Array) -> pa.Array:
@@ -110,14 +157,57 @@ def _wrap(prefix: str, body: pa.Array, suffix: str) -> pa.Array:
     return pc.binary_join_element_wise(pa.scalar(prefix), body, pa.scalar(suffix), "")
 
 
+class _Unrepresentable(ValueError):
+    """A JSON value DynamoDB cannot hold (a number out of its range)."""
+
+
+def _check_number(d: Decimal) -> str:
+    if d.is_nan() or d.is_infinite():
+        raise _Unrepresentable(f"{d} has no DynamoDB number")
+    t = d.as_tuple()
+    digits = len(str(int("".join(map(str, t.digits)) or "0")).rstrip("0")) if d else 0
+    if digits > MAX_NUMBER_DIGITS:
+        raise _Unrepresentable(f"{d} has more than 38 significant digits")
+    if d and not (MIN_NUMBER <= d.copy_abs() <= MAX_NUMBER):
+        raise _Unrepresentable(f"{d} is {_RANGE_REASON}")
+    return str(d)
+
+
+def _range_reasons(text: pa.Array, col: str) -> pa.Array | None:
+    """Reasons for number text outside DynamoDB's range, or None when all fit.
+
+    A float64 view finds the candidates in one pass; only values near or past the limits are
+    then judged exactly, as decimals."""
+    numeric = pc.fill_null(
+        pc.match_substring_regex(text, r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"), False
+    )
+    approx = pc.abs(pc.cast(pc.if_else(numeric, text, "0"), pa.float64()))
+    near = pc.or_(
+        pc.greater(approx, 1e125), pc.and_(pc.greater(approx, 0), pc.less(approx, 1e-129))
+    )
+    if not pc.any(near).as_py():
+        return None
+    out = []
+    for t, n in zip(text.to_pylist(), near.to_pylist(), strict=True):
+        d = Decimal(t) if n else None
+        out.append(
+            f"{col}: {_RANGE_REASON}"
+            if d is not None and d and not (MIN_NUMBER <= d.copy_abs() <= MAX_NUMBER)
+            else None
+        )
+    return pa.array(out, pa.string())
+
+
 def _dynamo_value(v) -> dict:
     """A parsed JSON value in DynamoDB's wire form (numbers exact, as strings)."""
     if v is None:
         return {"NULL": True}
     if isinstance(v, bool):
         return {"BOOL": v}
-    if isinstance(v, int | Decimal):
-        return {"N": str(v)}
+    if isinstance(v, int):
+        return {"N": _check_number(Decimal(v))}
+    if isinstance(v, Decimal):
+        return {"N": _check_number(v)}
     if isinstance(v, str):
         return {"S": v}
     if isinstance(v, list):
@@ -127,19 +217,38 @@ def _dynamo_value(v) -> dict:
     raise TypeError(type(v))
 
 
-def _per_value(arr: pa.Array, name_json: str, fn: Callable) -> pa.Array:
-    out = []
+def _per_value(
+    arr: pa.Array, name_json: str, fn: Callable, col: str
+) -> tuple[pa.Array, pa.Array | None]:
+    """Fragments made one value at a time (JSON, SET); values fn refuses become reasons."""
+    frags, reasons, any_bad = [], [], False
     for v in arr.to_pylist():
-        out.append(None if v is None else fn(v))
-    return pa.array([None if o is None else f"{name_json}:{o}" for o in out], pa.string())
+        if v is None:
+            frags.append(None)
+            reasons.append(None)
+            continue
+        try:
+            body = fn(v)
+            frags.append(None if body is None else f"{name_json}:{body}")
+            reasons.append(None)
+        except (_Unrepresentable, ValueError) as exc:
+            frags.append(None)
+            reasons.append(f"{col}: {exc}")
+            any_bad = True
+    return pa.array(frags, pa.string()), (pa.array(reasons, pa.string()) if any_bad else None)
 
 
 def _set_value(v: str) -> str | None:
     return None if v == "" else '{"SS":' + json.dumps(v.split(","), ensure_ascii=False) + "}"
 
 
+def _refuse_constant(name: str):
+    raise _Unrepresentable(f"{name} has no DynamoDB number")
+
+
 def _json_value(v: str) -> str:
-    return json.dumps(_dynamo_value(json.loads(v, parse_float=Decimal)), ensure_ascii=False)
+    parsed = json.loads(v, parse_float=Decimal, parse_constant=_refuse_constant)
+    return json.dumps(_dynamo_value(parsed), ensure_ascii=False)
 
 
 def _digits(text: pa.Array) -> pa.Array:
@@ -150,26 +259,45 @@ def _digits(text: pa.Array) -> pa.Array:
 
 
 @dataclass(frozen=True, slots=True)
+class ValueAttr:
+    column: str
+    name: str
+    kind: str
+    encoding: (
+        str  # number | string | binary | string_set | json | iso8601 | epoch_seconds | epoch_millis
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class ItemPlan:
     """What one source table becomes in DynamoDB, computed once per table."""
 
     target_table: str
     key_attrs: tuple[tuple[str, KeyTemplate], ...]  # PK, SK and templated extra attributes
-    value_attrs: tuple[tuple[str, str], ...]  # (source column, attribute name)
+    value_attrs: tuple[ValueAttr, ...]
     key_columns: tuple[str, ...]
     null_values: str
     has_sort_key: bool
+    kinds: dict[str, str]  # column: source kind
 
 
-def item_plan(contract: Contract, spec: TableSpec, columns: list[str]) -> ItemPlan:
+def item_plan(
+    contract: Contract, spec: TableSpec, columns: list[str], kinds: dict[str, str]
+) -> ItemPlan:
+    """Decide once per table how each column becomes an attribute (`kinds`: column -> kind)."""
     table = contract.dynamo_tables[spec.target_table]
     key_attrs = [(table.partition_key, spec.partition_key)]
     if table.sort_key:
         key_attrs.append((table.sort_key, spec.sort_key))
     key_attrs.extend(spec.attributes.items())
     taken = {a for a, _ in key_attrs}
-    values = [(c, spec.rename.get(c, c)) for c in selected_columns(spec, columns)]
-    clash = [a for _, a in values if a in taken]
+    values = []
+    for c in selected_columns(spec, columns):
+        enc = spec.types.get(c) or DEFAULT_ENCODING.get(kinds[c], "string")
+        if enc == "dates":
+            enc = contract.dates
+        values.append(ValueAttr(c, spec.rename.get(c, c), kinds[c], enc))
+    clash = [v.name for v in values if v.name in taken]
     if clash:
         raise SluiceError(
             f"table {spec.source}: attribute(s) {clash} are both a key/template attribute and a "
@@ -182,11 +310,73 @@ def item_plan(contract: Contract, spec: TableSpec, columns: list[str]) -> ItemPl
         spec.key,
         contract.null_values,
         bool(table.sort_key),
+        dict(kinds),
     )
 
 
+def page_kinds(page: pa.Table) -> dict[str, str]:
+    return {f.name: kind_of(f) for f in page.schema}
+
+
+def _encode_value(arr: pa.Array, text: pa.Array, attr: ValueAttr, name_json: str):
+    """(fragment, size, reasons) of one value attribute over the page."""
+    col, enc, kind = attr.column, attr.encoding, attr.kind
+    reasons = []
+    if enc == "number":
+        t = text
+        if kind == "float":
+            finite = pc.fill_null(pc.or_(pc.is_nan(arr), pc.is_inf(arr)), False)
+            reasons.append(
+                pc.if_else(finite, f"{col}: NaN or infinity has no DynamoDB number", None)
+            )
+        if kind in ("float", "text"):
+            r = _range_reasons(t, col)
+            if r is not None:
+                reasons.append(r)
+        if kind == "text":
+            numeric = pc.fill_null(
+                pc.match_substring_regex(t, r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"), True
+            )
+            reasons.append(
+                pc.if_else(
+                    pc.invert(numeric),
+                    f"{col}: not a number, but typed 'number' in the contract",
+                    None,
+                )
+            )
+        if kind in ("decimal", "text") and (
+            kind == "text" or arr.type.precision > MAX_NUMBER_DIGITS
+        ):
+            too_long = pc.fill_null(pc.greater(_digits(t), MAX_NUMBER_DIGITS), False)
+            reasons.append(
+                pc.if_else(
+                    too_long,
+                    f"{col}: more than 38 significant digits, which a DynamoDB number cannot hold",
+                    None,
+                )
+            )
+        return _wrap(name_json + ':{"N":"', t, '"}'), pc.binary_length(t), reasons
+    if enc in ("epoch_seconds", "epoch_millis"):
+        t = _epoch(arr, kind, enc)
+        bad = pc.and_(pc.is_valid(arr), pc.is_null(t))
+        reasons.append(
+            pc.if_else(bad, f"{col}: not a calendar date (a zero date?), so no {enc} number", None)
+        )
+        return _wrap(name_json + ':{"N":"', t, '"}'), pc.binary_length(t), reasons
+    if enc == "string_set":
+        frag, r = _per_value(arr, name_json, _set_value, col)
+        return frag, pc.binary_length(arr), [r] if r is not None else []
+    if enc == "json":
+        frag, r = _per_value(arr, name_json, _json_value, col)
+        return frag, pc.binary_length(arr), [r] if r is not None else []
+    if enc == "binary":
+        return _wrap(name_json + ':{"B":"', text, '"}'), pc.binary_length(arr), reasons
+    # string, iso8601: the canonical text
+    return _wrap(name_json + ':{"S":"', _escape(text), '"}'), pc.binary_length(text), reasons
+
+
 def to_dynamodb_items(page: pa.Table, plan: ItemPlan) -> tuple[pa.Array, Rejected]:
-    """Items as DynamoDB JSON lines (`{"Item": {...}}\\n`, the Import from S3 format)."""
+    """Items as DynamoDB JSON lines (`{"Item": {...}}\n`, the Import from S3 format)."""
     n = page.num_rows
     if n == 0:
         return pa.array([], pa.binary()), NO_REJECTS
@@ -194,7 +384,7 @@ def to_dynamodb_items(page: pa.Table, plan: ItemPlan) -> tuple[pa.Array, Rejecte
 
     def text(col: str) -> pa.Array:
         if col not in text_cache:
-            text_cache[col] = _text(page.column(col).combine_chunks())
+            text_cache[col] = _text(page.column(col).combine_chunks(), plan.kinds[col])
         return text_cache[col]
 
     fragments: list[pa.Array] = []
@@ -202,11 +392,18 @@ def to_dynamodb_items(page: pa.Table, plan: ItemPlan) -> tuple[pa.Array, Rejecte
     sizes = pa.array([0] * n, pa.int64())
     for attr, tmpl in plan.key_attrs:
         pieces: list = []
-        for lit, col in tmpl.parts:
+        for (lit, col), filters in zip(
+            tmpl.parts, tmpl.filters or [()] * len(tmpl.parts), strict=True
+        ):
             if lit:
                 pieces.append(pa.scalar(lit))
             if col:
-                pieces.append(text(col))
+                t, r = _apply_filters(
+                    text(col), filters, plan.kinds[col], f"{attr} template {tmpl.text!r}"
+                )
+                pieces.append(t)
+                if r is not None:
+                    reasons.append(r)
         if not tmpl.columns:
             value = pa.array(["".join(p.as_py() for p in pieces)] * n, pa.string())
         else:
@@ -227,45 +424,15 @@ def to_dynamodb_items(page: pa.Table, plan: ItemPlan) -> tuple[pa.Array, Rejecte
         name_json = encode_basestring(attr)
         fragments.append(_wrap(name_json + ':{"S":"', _escape(value), '"}'))
         sizes = pc.add(sizes, pc.add(len(attr.encode()), pc.fill_null(pc.binary_length(value), 0)))
-    for col, attr in plan.value_attrs:
-        arr = page.column(col).combine_chunks()
-        kind = kind_of(page.schema.field(col))
-        name_json = encode_basestring(attr)
-        if kind in ("int", "decimal", "float", "year", "bit"):
-            t = text(col)
-            if kind == "float":
-                bad = pc.fill_null(pc.or_(pc.is_nan(arr), pc.is_inf(arr)), False)
-                reasons.append(
-                    pc.if_else(bad, f"{col}: NaN or infinity has no DynamoDB number", None)
-                )
-            if kind == "decimal" and arr.type.precision > MAX_NUMBER_DIGITS:
-                too_long = pc.fill_null(pc.greater(_digits(t), MAX_NUMBER_DIGITS), False)
-                reasons.append(
-                    pc.if_else(
-                        too_long,
-                        f"{col}: more than 38 significant digits, which a DynamoDB number cannot hold",
-                        None,
-                    )
-                )
-            frag = _wrap(name_json + ':{"N":"', t, '"}')
-            size = pc.binary_length(t)
-        elif kind == "set":
-            frag = _per_value(arr, name_json, _set_value)
-            size = pc.binary_length(arr)
-        elif kind == "json":
-            frag = _per_value(arr, name_json, _json_value)
-            size = pc.binary_length(arr)
-        elif kind in ("binary", "spatial"):
-            frag = _wrap(name_json + ':{"B":"', text(col), '"}')
-            size = pc.binary_length(arr)
-        else:  # text, enum, time, date, datetime, timestamp
-            t = text(col)
-            frag = _wrap(name_json + ':{"S":"', _escape(t), '"}')
-            size = pc.binary_length(t)
+    for attr in plan.value_attrs:
+        arr = page.column(attr.column).combine_chunks()
+        name_json = encode_basestring(attr.name)
+        frag, size, more = _encode_value(arr, text(attr.column), attr, name_json)
+        reasons.extend(more)
         if plan.null_values == "null":
             frag = pc.fill_null(frag, name_json + ':{"NULL":true}')
         fragments.append(frag)
-        sizes = pc.add(sizes, pc.add(len(attr.encode()), pc.fill_null(size, 0)))
+        sizes = pc.add(sizes, pc.add(len(attr.name.encode()), pc.fill_null(size, 0)))
     reasons.append(pc.if_else(pc.greater(sizes, MAX_ITEM_BYTES), "item over 400 KB", None))
     body = pc.binary_join_element_wise(*fragments, ",", null_handling="skip")
     lines = pc.cast(_wrap('{"Item":{', body, "}}\n"), pa.binary())

@@ -65,17 +65,20 @@ class Column:
             p, s = int(precision), int(scale or 0)
             arrow, kind = (pa.decimal128(p, s) if p <= 38 else pa.decimal256(p, s)), "decimal"
         elif dt == "float":
-            arrow, kind = pa.float32(), "float"
+            arrow, kind = pa.float32(), "float"  # read through DOUBLE: see select_expr
         elif dt in ("double", "real"):
             arrow, kind = pa.float64(), "float"
         elif dt == "bit":
             arrow, kind = pa.uint64(), "bit"
+        # Dates and times are staged as the server's own text (a UTC session for TIMESTAMP):
+        # exact at every precision, and zero dates such as 0000-00-00, which SQL modes allow
+        # and no Arrow date or timestamp type can hold, survive too.
         elif dt == "date":
-            arrow, kind = pa.date32(), "date"
+            arrow, kind = pa.string(), "date"
         elif dt == "datetime":
-            arrow, kind = pa.timestamp("us"), "datetime"
+            arrow, kind = pa.string(), "datetime"
         elif dt == "timestamp":
-            arrow, kind = pa.timestamp("us", tz="UTC"), "timestamp"
+            arrow, kind = pa.string(), "timestamp"
         elif dt == "time":
             arrow, kind = (
                 pa.string(),
@@ -107,6 +110,10 @@ class Column:
     def select_expr(self) -> str:
         if self.kind == "bit":
             return f"CAST({q(self.name)} AS UNSIGNED)"
+        if self.data_type == "float":
+            # The text protocol prints FLOAT with 6 significant digits; as DOUBLE the stored
+            # single-precision value arrives whole, and narrows back to float32 exactly.
+            return f"CAST({q(self.name)} AS DOUBLE)"
         return q(self.name)
 
     def field(self) -> pa.Field:

@@ -65,5 +65,37 @@ def check_against_source(contract: Contract, sources: dict[str, SourceTable]) ->
                         f"{where}.target.{path}: template {tmpl.text!r} names column {c!r}, "
                         f"which {src.name} does not have"
                     )
+        for c, enc in spec.types.items():
+            if c not in names:
+                col(f"{where}.target.types.{c}", c)
+                continue
+            kind = src.column(c).kind
+            if enc not in ENCODINGS_FOR.get(kind, ENCODINGS_FOR["text"]):
+                allowed = ", ".join(sorted(ENCODINGS_FOR.get(kind, ENCODINGS_FOR["text"])))
+                problems.append(
+                    f"{where}.target.types.{c}: {src.name}.{c} is {src.column(c).column_type}, "
+                    f"which cannot be written as {enc!r} (choose one of: {allowed})"
+                )
     if problems:
         raise ContractError(problems)
+
+
+# Which DynamoDB encodings a source kind may be given in $.tables[].target.types.
+_DATES = {"string", "iso8601", "epoch_seconds", "epoch_millis"}
+ENCODINGS_FOR = {
+    "int": {"number", "string"},
+    "decimal": {"number", "string"},
+    "float": {"number", "string"},
+    "bit": {"number", "string"},
+    "year": {"number", "string"},
+    "date": _DATES,
+    "datetime": _DATES,
+    "timestamp": _DATES,
+    "time": {"string"},
+    "text": {"string", "number", "json"},
+    "enum": {"string"},
+    "set": {"string_set", "string"},
+    "json": {"json", "string"},
+    "binary": {"binary"},
+    "spatial": {"binary"},
+}

@@ -156,7 +156,7 @@ def sample_items(contract, n: int) -> dict[str, list[dict]]:
     from ..db import connect, resolve
     from ..source import introspect, read_page
     from ..stages import _dynamo_client
-    from ..transform import item_plan, to_dynamodb_items
+    from ..transform import item_plan, page_kinds, to_dynamodb_items
     from ..types import arrow_schema
 
     des = TypeDeserializer()
@@ -173,7 +173,7 @@ def sample_items(contract, n: int) -> dict[str, list[dict]]:
         if first is None:
             continue
         page = pa.Table.from_batches([first.slice(0, n)], schema=arrow_schema(src.columns))
-        plan = item_plan(contract, spec, page.column_names)
+        plan = item_plan(contract, spec, page.column_names, page_kinds(page))
         lines, _ = to_dynamodb_items(page, plan)
         table = contract.dynamo_tables[spec.target_table]
         items = []

@@ -16,9 +16,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from ..contract import DynamoTable
 from ..errors import SluiceError
+from ..staging import NO_REJECTS, Rejected
 
 BATCH = 25
 MAX_ATTEMPTS = 10
@@ -129,8 +131,53 @@ def _send_batch(client, table: str, lines: list[bytes]) -> int:
     return attempt
 
 
+def _send_isolating(
+    client, table: str, lines: list[bytes], key_names: Sequence[str]
+) -> tuple[int, Rejected]:
+    """Send a batch; if DynamoDB refuses it as invalid (one bad item fails all 25), halve it
+    until each refused item stands alone, and return those with DynamoDB's reason."""
+    try:
+        _send_batch(client, table, lines)
+        return len(lines), NO_REJECTS
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ValidationException":
+            raise
+        if len(lines) == 1:
+            item = json.loads(lines[0])["Item"]
+            key = {k: next(iter(item[k].values())) for k in key_names if k in item}
+            return 0, Rejected(
+                [key], [f"DynamoDB refused the item: {exc.response['Error'].get('Message')}"]
+            )
+    half = len(lines) // 2
+    a = _send_isolating(client, table, lines[:half], key_names)
+    b = _send_isolating(client, table, lines[half:], key_names)
+    return a[0] + b[0], a[1] + b[1]
+
+
+def write_page_items(
+    client, table: str, lines: Sequence[bytes], key_names: Sequence[str], *, threads: int = 4
+) -> tuple[int, Rejected]:
+    """Write a page's item lines in batches of 25 (in parallel); returns (written, rejected)."""
+    batches = [list(lines[i : i + BATCH]) for i in range(0, len(lines), BATCH)]
+    if not batches:
+        return 0, NO_REJECTS
+    if threads <= 1 or len(batches) == 1:
+        results = [_send_isolating(client, table, b, key_names) for b in batches]
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            results = list(
+                pool.map(lambda b: _send_isolating(client, table, b, key_names), batches)
+            )
+    written = sum(r[0] for r in results)
+    rejected = NO_REJECTS
+    for _, r in results:
+        rejected = rejected + r
+    return written, rejected
+
+
 def write_items(client, table: str, lines: Sequence[bytes], *, threads: int = 4) -> int:
-    """Write every item line to `table` in batches of 25; returns items written."""
+    """Write every item line to `table` in batches of 25; returns items written (raises on a
+    refused item: see write_page_items for the form that reports them)."""
     batches = [list(lines[i : i + BATCH]) for i in range(0, len(lines), BATCH)]
     if not batches:
         return 0

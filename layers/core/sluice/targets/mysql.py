@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -14,8 +15,31 @@ import pymysql
 from ..errors import SchemaMismatch, SluiceError
 from ..source import SourceTable
 from ..sql import check_ident, q, qualified
-from ..staging import lines_buffer
+from ..staging import NO_REJECTS, Rejected, lines_buffer
 from ..types import kind_of
+
+# Server errors about a value (not the connection or the server): the rows carrying it are
+# refused, the others can still load. Out of range, too long, truncated, incorrect value,
+# NULL in NOT NULL, CHECK constraints, bad geometry.
+_VALUE_ERRNOS = {1048, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1416, 1690, 3819, 4025, 4078}
+
+
+def _is_value_error(exc: Exception) -> bool:
+    if isinstance(exc, pymysql.err.DataError | pymysql.err.IntegrityError):
+        return True
+    return bool(exc.args) and exc.args[0] in _VALUE_ERRNOS
+
+
+def _rollback(conn) -> None:
+    """Roll back; a connection that died mid-load has nothing left to roll back (the server
+    discards an unfinished transaction), so its error is not the one worth reporting."""
+    with contextlib.suppress(pymysql.err.Error):
+        conn.rollback()
+
+
+class RowsRefused(SluiceError):
+    """The server refused a value of these rows (not a connection or server failure)."""
+
 
 # LOAD DATA escapes (FIELDS ESCAPED BY '\\'): backslash first, then the separators.
 _ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"), (b"\r", b"\\r"), (b"\x00", b"\\0"))
@@ -223,16 +247,18 @@ def load_rows(conn, database: str, table: str, rows: pa.Table, on_conflict: str 
                 cur.execute(sql, (path,))
                 cur.execute("SHOW WARNINGS LIMIT 5")
                 warnings = cur.fetchall()
-            except (pymysql.err.DataError, pymysql.err.IntegrityError) as exc:
+            except pymysql.err.MySQLError as exc:
+                _rollback(conn)
+                if not _is_value_error(exc):
+                    raise
                 # A value the target column cannot hold (strict mode makes it an error).
-                conn.rollback()
-                raise SluiceError(
+                raise RowsRefused(
                     f"loading {database}.{table}: the server refused a value ({exc.args[-1]}); "
-                    "nothing of the page was written. Alter the target column, or drop the "
+                    "nothing of these rows was written. Alter the target column, or drop the "
                     "table and let Sluice create it"
                 ) from exc
             except BaseException:
-                conn.rollback()
+                _rollback(conn)
                 raise
             if warnings:
                 conn.rollback()
@@ -242,7 +268,32 @@ def load_rows(conn, database: str, table: str, rows: pa.Table, on_conflict: str 
         os.unlink(path)
     if warnings:
         detail = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in warnings)
-        raise SluiceError(
+        raise RowsRefused(
             f"loading {database}.{table}: the server warned ({detail}); no value may be changed silently"
         )
     return rows.num_rows
+
+
+def load_page_rows(
+    conn,
+    database: str,
+    table: str,
+    rows: pa.Table,
+    key: Sequence[str],
+    on_conflict: str = "replace",
+) -> tuple[int, Rejected]:
+    """Load a page; rows the server refuses are isolated (by halving) and returned as rejected,
+    each with its key and the server's reason, so one bad value never holds up its page."""
+    try:
+        return load_rows(conn, database, table, rows, on_conflict), NO_REJECTS
+    except RowsRefused as exc:
+        if rows.num_rows == 1:
+            return 0, Rejected(rows.select(list(key)).to_pylist(), [str(exc)])
+    half = rows.num_rows // 2
+    a_written, a_rejected = load_page_rows(
+        conn, database, table, rows.slice(0, half), key, on_conflict
+    )
+    b_written, b_rejected = load_page_rows(
+        conn, database, table, rows.slice(half), key, on_conflict
+    )
+    return a_written + b_written, a_rejected + b_rejected
