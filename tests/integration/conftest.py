@@ -35,18 +35,7 @@ def _isolated_process_state() -> Iterator[None]:
 
 
 def _clear_stage_caches() -> None:
-    for cached in (
-        stages._contract_for,
-        stages._source_table,
-        stages._item_plan,
-        stages._manifest,
-        stages._dynamo_clients,
-    ):
-        cached.cache_clear()
-    for conn in stages._connections.values():
-        if conn.open:
-            conn.close()
-    stages._connections.clear()
+    stages.reset_caches()
     aws.reset_clients()
 
 

@@ -100,6 +100,7 @@ class TableSpec:
     attributes: dict[str, KeyTemplate] = field(default_factory=dict)
     on_conflict: str = "replace"
     types: dict[str, str] = field(default_factory=dict)  # column: DynamoDB encoding override
+    transform: str | None = None  # module:function applied to each page
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +303,7 @@ def parse(doc: dict[str, Any]) -> Contract:
                 attributes={a: KeyTemplate.parse(v) for a, v in tgt.get("attributes", {}).items()},
                 on_conflict=tgt.get("on_conflict", "replace"),
                 types=dict(tgt.get("types", {})),
+                transform=t.get("transform"),
             )
         )
     return Contract(

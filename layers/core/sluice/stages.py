@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import pyarrow as pa
 
-from . import db, staging, transform
+from . import db, staging, transform, user_transform
 from .aws import client, region
 from .config import Settings
 from .contract import Contract, from_json
@@ -119,6 +119,24 @@ def _dynamo_clients(endpoint_url: str | None):
     return ddb_target.make_client(endpoint_url, region())
 
 
+def reset_caches() -> None:
+    """Forget what this process cached (contracts, tables, plans, clients, connections): for
+    tests and the local runtime, which reuse one process as many cold starts."""
+    for cached in (
+        _contract_for,
+        _source_table,
+        _item_plan,
+        _manifest,
+        _dynamo_clients,
+        _target_columns,
+    ):
+        cached.cache_clear()
+    for conn in _connections.values():
+        if conn.open:
+            conn.close()
+    _connections.clear()
+
+
 # ---------------------------------------------------------------- plan
 
 
@@ -144,8 +162,11 @@ def plan_run(ctx: Context, event: dict) -> dict:
     conn = _connection("source", contract)
     sources = introspect(conn, contract.source_database)
     check_against_source(contract, sources)
-    _prepare_targets(ctx, contract, sources)
+    target_columns = _prepare_targets(ctx, contract, sources)
     ctx.put(staging.contract_key(run_id), contract.to_json().encode(), "application/json")
+    ctx.put(
+        staging.target_columns_key(run_id), json.dumps(target_columns).encode(), "application/json"
+    )
 
     raw = _connection("source", contract, raw=True)
     tables, pages, entries = [], [], []
@@ -209,7 +230,10 @@ def _refuse_reused_run_id(ctx: Context, run_id: str, contract: Contract) -> None
         )
 
 
-def _prepare_targets(ctx: Context, contract: Contract, sources: dict[str, SourceTable]) -> None:
+def _prepare_targets(
+    ctx: Context, contract: Contract, sources: dict[str, SourceTable]
+) -> dict[str, list[str]]:
+    """Create or check every target table; returns MySQL targets' columns ({} for DynamoDB)."""
     if contract.target_kind == "mysql":
         conn = _connection("target", contract)
         for spec in contract.tables:
@@ -226,7 +250,12 @@ def _prepare_targets(ctx: Context, contract: Contract, sources: dict[str, Source
                 spec.key,
                 source_conn=_connection("source", contract),
             )
-        return
+        return {
+            spec.target_table: list(
+                mysql_target.target_columns(conn, contract.target_database, spec.target_table) or {}
+            )
+            for spec in contract.tables
+        }
     ddb = _dynamo_client(contract)
     for table in contract.dynamo_tables.values():
         if ctx.settings.create_missing_tables:
@@ -239,6 +268,7 @@ def _prepare_targets(ctx: Context, contract: Contract, sources: dict[str, Source
                     f"DynamoDB table {table.name} does not exist: create it (keys "
                     f"{table.partition_key}/{table.sort_key}) before the run"
                 ) from exc
+    return {}
 
 
 # ---------------------------------------------------------------- extract
@@ -276,6 +306,17 @@ def _item_plan(
     return transform.item_plan(contract, contract.table(table), [c for c, _ in kinds], dict(kinds))
 
 
+@lru_cache(maxsize=8)
+def _target_columns(bucket: str, run_id: str) -> dict[str, list[str]]:
+    """The MySQL target tables' columns, as the plan recorded them ({} for DynamoDB)."""
+    body = (
+        client("s3")
+        .get_object(Bucket=bucket, Key=staging.target_columns_key(run_id))["Body"]
+        .read()
+    )
+    return json.loads(body)
+
+
 def transform_page(ctx: Context, key: str) -> dict:
     """Apply the contract to an extracted page: target rows or items, plus rejected rows."""
     started = time.time()
@@ -286,13 +327,19 @@ def transform_page(ctx: Context, key: str) -> dict:
     spec = contract.table(ref.table)
     page = staging.read_arrow(ctx.get(key))
     rejected = transform.NO_REJECTS
+    if spec.transform:
+        columns = _target_columns(ctx.settings.bucket, ref.run_id).get(spec.target_table)
+        templates = [spec.partition_key, spec.sort_key, *spec.attributes.values()]
+        named = sorted({c for t in templates if t for c in t.columns})
+        page, rejected = user_transform.apply(spec.transform, page, spec.key, columns, named)
     if contract.target_kind == "mysql":
         rows = transform.to_mysql_rows(page, spec)
         body, n = staging.write_arrow(rows.schema, rows.to_batches())
     else:
         kinds = tuple(transform.page_kinds(page).items())
         plan = _item_plan(ctx.settings.bucket, ref.run_id, ref.table, kinds)
-        lines, rejected = transform.to_dynamodb_items(page, plan)
+        lines, refused = transform.to_dynamodb_items(page, plan)
+        rejected = rejected + refused
         body, n = staging.gzip_lines(lines), len(lines)
     if len(rejected):
         ctx.put(ref.key(staging.REJECTED), rejected.to_jsonl(), "application/x-ndjson")

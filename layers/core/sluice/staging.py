@@ -77,6 +77,10 @@ def contract_key(run_id: str) -> str:
     return f"runs/{run_id}/contract.json"
 
 
+def target_columns_key(run_id: str) -> str:
+    return f"runs/{run_id}/plan/target-columns.json"
+
+
 def plan_batches_key(run_id: str) -> str:
     return f"runs/{run_id}/plan/page-batches.json"
 

@@ -371,6 +371,12 @@ def _encode_value(arr: pa.Array, text: pa.Array, attr: ValueAttr, name_json: str
         return frag, pc.binary_length(arr), [r] if r is not None else []
     if enc == "binary":
         return _wrap(name_json + ':{"B":"', text, '"}'), pc.binary_length(arr), reasons
+    if enc == "bool":
+        frag = pc.if_else(arr, name_json + ':{"BOOL":true}', name_json + ':{"BOOL":false}')
+        return frag, pa.array([1] * len(arr), pa.int64()), reasons
+    if kind == "bool" and enc == "number":
+        t = pc.cast(pc.cast(arr, pa.int8()), pa.string())
+        return _wrap(name_json + ':{"N":"', t, '"}'), pc.binary_length(t), reasons
     # string, iso8601: the canonical text
     return _wrap(name_json + ':{"S":"', _escape(text), '"}'), pc.binary_length(text), reasons
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from . import user_transform
 from .contract import Contract
-from .errors import ContractError
+from .errors import ContractError, SluiceError
 from .source import SourceTable
 from .sql import check_ident
 
@@ -60,7 +61,8 @@ def check_against_source(contract: Contract, sources: dict[str, SourceTable]) ->
         templates += [(f"attributes.{a}", t) for a, t in spec.attributes.items()]
         for path, tmpl in templates:
             for c in tmpl.columns if tmpl else ():
-                if c not in names:
+                # A user transform may add the column; what it returns is checked per page.
+                if c not in names and not spec.transform:
                     problems.append(
                         f"{where}.target.{path}: template {tmpl.text!r} names column {c!r}, "
                         f"which {src.name} does not have"
@@ -76,6 +78,11 @@ def check_against_source(contract: Contract, sources: dict[str, SourceTable]) ->
                     f"{where}.target.types.{c}: {src.name}.{c} is {src.column(c).column_type}, "
                     f"which cannot be written as {enc!r} (choose one of: {allowed})"
                 )
+        if spec.transform:
+            try:
+                user_transform.load(spec.transform)
+            except SluiceError as exc:
+                problems.append(f"{where}.transform: {exc}")
     if problems:
         raise ContractError(problems)
 
@@ -98,4 +105,5 @@ ENCODINGS_FOR = {
     "json": {"json", "string"},
     "binary": {"binary"},
     "spatial": {"binary"},
+    "bool": {"bool", "number", "string"},
 }

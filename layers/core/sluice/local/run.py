@@ -79,6 +79,11 @@ def run_local(
     state_dir = state_dir or Path(".sluice") / "runs" / run_id
     saved_endpoint = os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
     started = time.time()
+    # User transforms (`module:function` in the contract) ship beside the contract.
+    transforms_dir = str(Path(contract_path).resolve().parent)
+    added_path = any(t.transform for t in contract.tables) and transforms_dir not in sys.path
+    if added_path:
+        sys.path.insert(0, transforms_dir)
     try:
         with handler_output_to(state_dir / "lambda.log"), LocalStack() as stack:
             view = ProgressView(err, live=err.isatty() and not as_json)
@@ -102,6 +107,8 @@ def run_local(
             if samples and contract.target_kind == "dynamodb":
                 summary["samples"] = sample_items(contract, samples)
     finally:
+        if added_path:
+            sys.path.remove(transforms_dir)
         if saved_endpoint is not None:
             os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = saved_endpoint
         aws.reset_clients()

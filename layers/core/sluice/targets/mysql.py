@@ -183,6 +183,8 @@ def _field_text(arr: pa.Array, kind: str) -> pa.Array:
     """One column as LOAD DATA text (binary), escaped; NULL stays null (written as \\N)."""
     if kind == "year":  # the text '0' reads as 2000; '0000' is the zero year
         return pc.cast(pc.utf8_lpad(pc.cast(arr, pa.string()), 4, "0"), pa.binary())
+    if pa.types.is_boolean(arr.type):
+        return pc.cast(pc.cast(pc.cast(arr, pa.int8()), pa.string()), pa.binary())
     if pa.types.is_timestamp(arr.type):
         out = pc.strftime(arr, "%Y-%m-%d %H:%M:%S")
     elif pa.types.is_binary(arr.type) or pa.types.is_string(arr.type):
