@@ -443,3 +443,38 @@ def test_two_rows_mapping_to_one_dynamodb_key_are_reported_not_merged(local_stac
     assert rejected[3] == "PK template 'EN#{en}': column en is NULL"
     assert rejected[5].startswith("duplicate target key")
     assert len(items) + len(rejected) == len(ROWS)
+
+
+def test_rows_of_different_pages_sharing_a_dynamodb_key_fail_verification_by_name(
+    local_stack, matrix_db
+):
+    doc = {
+        "version": 1,
+        "source": {"database": matrix_db},
+        "target": {"kind": "dynamodb", "tables": {"clash2": {"partition_key": "PK"}}},
+        "defaults": {"page_size": 1},  # every row its own page: no page sees the repeat
+        "tables": [
+            {
+                "source": "type_matrix",
+                "key": ["id"],
+                "columns": {"include": ["en"]},
+                "target": {"table": "clash2", "partition_key": "EN#{en}"},
+            }
+        ],
+    }
+    desc = _run(local_stack, doc, "types-clash-pages")
+    assert desc["status"] == "FAILED"
+    report = json.loads(
+        aws.client("s3")
+        .get_object(
+            Bucket=local_stack.environment["SLUICE_BUCKET"],
+            Key="runs/types-clash-pages/verify.json",
+        )["Body"]
+        .read()
+    )
+    assert not report["ok"]
+    shared = report["dynamodb_tables"]["clash2"]["shared_keys"]
+    assert shared == [
+        {"key": '"PK":{"S":"EN#a"}', "rows": [["type_matrix", "1"], ["type_matrix", "5"]]}
+    ]
+    assert "EN#a" in report["verdict"] and "type_matrix(1)" in report["verdict"]

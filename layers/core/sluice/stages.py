@@ -338,8 +338,10 @@ def transform_page(ctx: Context, key: str) -> dict:
     else:
         kinds = tuple(transform.page_kinds(page).items())
         plan = _item_plan(ctx.settings.bucket, ref.run_id, ref.table, kinds)
-        lines, refused = transform.to_dynamodb_items(page, plan)
+        lines, refused, keys = transform.to_dynamodb_items(page, plan, with_keys=True)
         rejected = rejected + refused
+        body_keys, _ = staging.write_arrow(keys.schema, keys.to_batches())
+        ctx.put(ref.key(staging.KEYS), body_keys)
         body, n = staging.gzip_lines(lines), len(lines)
     if len(rejected):
         ctx.put(ref.key(staging.REJECTED), rejected.to_jsonl(), "application/x-ndjson")
@@ -437,6 +439,17 @@ def progress(ctx: Context, event: dict) -> dict:
     }
 
 
+def _item_keys_of(ctx: Context, run_id: str, table: str) -> pa.Table | None:
+    """Every item key the transform wrote for a source table (None if it wrote none)."""
+    prefix = f"runs/{run_id}/{staging.KEYS}/{table}/"
+    pages = []
+    for page in ctx.s3.get_paginator("list_objects_v2").paginate(
+        Bucket=ctx.settings.bucket, Prefix=prefix
+    ):
+        pages.extend(o["Key"] for o in page.get("Contents", []))
+    return pa.concat_tables([staging.read_arrow(ctx.get(k)) for k in pages]) if pages else None
+
+
 def verify_run(ctx: Context, event: dict) -> dict:
     from .verify import verify
 
@@ -448,6 +461,9 @@ def verify_run(ctx: Context, event: dict) -> dict:
         source_conn=_connection("source", contract),
         target_conn=_connection("target", contract) if contract.target_kind == "mysql" else None,
         dynamo=_dynamo_client(contract) if contract.target_kind == "dynamodb" else None,
+        item_keys=(lambda table: _item_keys_of(ctx, run_id, table))
+        if contract.target_kind == "dynamodb"
+        else None,
     )
     ctx.put(
         f"runs/{run_id}/verify.json",

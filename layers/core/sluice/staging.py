@@ -16,6 +16,7 @@ import pyarrow.ipc as ipc
 
 EXTRACTED, TRANSFORMED, REJECTED = "extracted", "transformed", "rejected"
 LOAD_REJECTED = "load-rejected"  # rows the target refused; stored under rejected/ too
+KEYS = "keys"  # each DynamoDB item's key beside its source row's, for duplicate detection
 # Suffixes, not prefixes, tell the stages apart in S3 notifications: keys are
 # runs/<run>/<stage>/..., and a prefix filter cannot skip the run id.
 SUFFIX = {
@@ -24,9 +25,10 @@ SUFFIX = {
     "transformed-ddb": ".transformed.ddb.json.gz",
     REJECTED: ".rejected.jsonl",
     LOAD_REJECTED: ".load.rejected.jsonl",
+    KEYS: ".keys.arrow",
 }
 _KEY = re.compile(
-    r"^runs/(?P<run>[A-Za-z0-9_.-]+)/(?P<stage>extracted|transformed|rejected)/"
+    r"^runs/(?P<run>[A-Za-z0-9_.-]+)/(?P<stage>extracted|transformed|rejected|keys)/"
     r"(?P<table>[A-Za-z0-9_$]+)/p(?P<page>\d{6,})\.(?P<rest>.+)$"
 )
 _WRITE_OPTIONS = ipc.IpcWriteOptions(compression="zstd")

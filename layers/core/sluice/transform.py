@@ -381,11 +381,12 @@ def _encode_value(arr: pa.Array, text: pa.Array, attr: ValueAttr, name_json: str
     return _wrap(name_json + ':{"S":"', _escape(text), '"}'), pc.binary_length(text), reasons
 
 
-def to_dynamodb_items(page: pa.Table, plan: ItemPlan) -> tuple[pa.Array, Rejected]:
+def to_dynamodb_items(page: pa.Table, plan: ItemPlan, *, with_keys: bool = False):
     """Items as DynamoDB JSON lines (`{"Item": {...}}\n`, the Import from S3 format)."""
     n = page.num_rows
     if n == 0:
-        return pa.array([], pa.binary()), NO_REJECTS
+        empty = (pa.array([], pa.binary()), NO_REJECTS)
+        return (*empty, _item_keys(page, plan, pa.array([], pa.string()))) if with_keys else empty
     text_cache: dict[str, pa.Array] = {}
 
     def text(col: str) -> pa.Array:
@@ -445,12 +446,27 @@ def to_dynamodb_items(page: pa.Table, plan: ItemPlan) -> tuple[pa.Array, Rejecte
     reason = pc.coalesce(*reasons) if reasons else pa.nulls(n, pa.string())
     n_keys = 2 if plan.has_sort_key else 1
     reason = _mark_duplicates(reason, fragments[:n_keys])
+    target_keys = (
+        fragments[0] if n_keys == 1 else pc.binary_join_element_wise(*fragments[:n_keys], ",")
+    )
     ok = pc.is_null(reason)
     if pc.all(ok).as_py():
-        return lines, NO_REJECTS
+        result = (lines, NO_REJECTS)
+        return (*result, _item_keys(page, plan, target_keys)) if with_keys else result
     bad = pc.invert(ok)
     keys = page.select(list(plan.key_columns)).filter(bad).to_pylist()
-    return lines.filter(ok), Rejected(keys, reason.filter(bad).to_pylist())
+    result = (lines.filter(ok), Rejected(keys, reason.filter(bad).to_pylist()))
+    if not with_keys:
+        return result
+    return (*result, _item_keys(page.filter(ok), plan, target_keys.filter(ok)))
+
+
+def _item_keys(page: pa.Table, plan: ItemPlan, target_keys: pa.Array) -> pa.Table:
+    """Each written item's key (as its wire JSON) beside the source key of the row it came
+    from: verification finds keys that rows of different pages or tables share."""
+    cols = [_text(page.column(c).combine_chunks(), plan.kinds[c]) for c in plan.key_columns]
+    source = cols[0] if len(cols) == 1 else pc.binary_join_element_wise(*cols, ",")
+    return pa.table({"target_key": pc.cast(target_keys, pa.string()), "source_key": source})
 
 
 def _mark_duplicates(reason: pa.Array, key_fragments: list[pa.Array]) -> pa.Array:
