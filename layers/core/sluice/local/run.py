@@ -31,6 +31,7 @@ class ProgressView:
 
     def __init__(self, stream, live: bool):
         self.stream, self.live = stream, live
+        self.started = time.monotonic()
         self.lines = 0
         self.last = ""
 
@@ -55,7 +56,9 @@ class ProgressView:
         else:
             done = sum(t.pages_loaded for t in tables.values())
             total = sum(t.pages for t in tables.values())
-            self.stream.write(f"  progress: {done}/{total} pages loaded\n")
+            rows = sum(t.loaded for t in tables.values())
+            elapsed = time.monotonic() - self.started
+            self.stream.write(f"  [{elapsed:6.1f} s] {done}/{total} pages loaded, {rows:,} rows\n")
         self.stream.flush()
 
 
