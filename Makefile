@@ -31,5 +31,16 @@ validate: bootstrap
 build: validate
 	SAM_CLI_TELEMETRY=0 PATH=$(abspath $(BIN)):$$PATH $(BIN)/sam build --cached
 
+# Speed is measured in bench/, never asserted in tests (bench/README.md). Pass options with
+# BENCH_ARGS, e.g. make bench BENCH_ARGS='--rows 100000'.
+bench: bootstrap
+	@$(ENV) && SLUICE_BENCH_COMMAND="make bench$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" \
+	  $(BIN)/python -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf .aws-sam .pytest_cache .ruff_cache
+
+# checkov on template.yaml, from its own virtualenv (.venv-tools; see scripts/checkov.sh).
+.PHONY: checkov
+checkov:
+	@scripts/checkov.sh

@@ -113,7 +113,8 @@ def test_asking_for_a_table_not_in_the_contract_names_it():
 
 def test_missing_tables_is_reported_at_the_root():
     assert contract.problems(edited(DYNAMO, lambda d: d.pop("tables"))) == [
-        "$: 'tables' is a required property"
+        "$: 'tables' is required: list the tables to move, "
+        'each {"source": ..., "key": [...], "target": {...}}'
     ]
 
 
@@ -130,8 +131,8 @@ def test_bad_identifiers_are_reported_at_their_exact_paths():
         d["tables"][2]["key"][1] = "seq no"
 
     assert contract.problems(edited(DYNAMO, edit)) == [
-        "$.tables[1].source: 'order-lines' is not a plain MySQL identifier",
-        "$.tables[2].key[1]: 'seq no' is not a plain MySQL identifier",
+        "$.tables[1].source: 'order-lines' is not a plain MySQL identifier: use letters, digits, _ and $ (at most 64); read it through a view that renames it",
+        "$.tables[2].key[1]: 'seq no' is not a plain MySQL identifier: use letters, digits, _ and $ (at most 64); read it through a view that renames it",
     ]
 
 
@@ -140,7 +141,8 @@ def test_dynamodb_target_table_not_declared_is_reported_at_the_entity():
         d["tables"][1]["target"]["table"] = "orders_tbl"
 
     assert contract.problems(edited(DYNAMO, edit)) == [
-        "$.tables[1].target.table: 'orders_tbl' is not declared in $.target.tables"
+        "$.tables[1].target.table: 'orders_tbl' is not declared in $.target.tables: "
+        "declare it there, or use one of 'shop', 'audit'"
     ]
 
 
@@ -149,7 +151,7 @@ def test_dynamodb_entity_without_target_table_is_told_to_name_one():
         del d["tables"][0]["target"]["table"]
 
     assert contract.problems(edited(DYNAMO, edit)) == [
-        "$.tables[0].target.table: required: name one of $.target.tables"
+        "$.tables[0].target.table: required: name one of $.target.tables ('shop', 'audit')"
     ]
 
 
@@ -175,7 +177,8 @@ def test_sort_key_template_for_a_table_without_sort_key_is_reported():
         d["tables"][2]["target"]["sort_key"] = "X"
 
     assert contract.problems(edited(DYNAMO, edit)) == [
-        "$.tables[2].target.sort_key: table 'audit' declares no sort key"
+        "$.tables[2].target.sort_key: table 'audit' declares no sort key: remove it, "
+        "or declare one at $.target.tables.audit.sort_key"
     ]
 
 
@@ -207,7 +210,8 @@ def test_a_source_listed_twice_is_reported_with_the_first_place():
         d["tables"][2]["source"] = "users"
 
     assert contract.problems(edited(DYNAMO, edit)) == [
-        "$.tables[2].source: 'users' is listed twice (also at $.tables[0])"
+        "$.tables[2].source: 'users' is listed twice (also at $.tables[0]): "
+        "keep one entry per source"
     ]
 
 
@@ -233,7 +237,7 @@ def test_mysql_only_option_on_dynamodb_target_is_reported():
         d["tables"][0]["target"]["on_conflict"] = "ignore"
 
     assert contract.problems(edited(DYNAMO, edit)) == [
-        "$.tables[0].target.on_conflict: only for MySQL targets"
+        "$.tables[0].target.on_conflict: only for MySQL targets: remove it"
     ]
 
 
@@ -244,9 +248,9 @@ def test_dynamodb_only_options_on_mysql_target_are_reported_each():
         )
 
     assert contract.problems(edited(MYSQL, edit)) == [
-        "$.tables[1].target.partition_key: only for DynamoDB targets",
-        "$.tables[1].target.sort_key: only for DynamoDB targets",
-        "$.tables[1].target.attributes: only for DynamoDB targets",
+        "$.tables[1].target.partition_key: only for DynamoDB targets: remove it",
+        "$.tables[1].target.sort_key: only for DynamoDB targets: remove it",
+        "$.tables[1].target.attributes: only for DynamoDB targets: remove it",
     ]
 
 
@@ -261,13 +265,14 @@ def test_problem_inside_dynamodb_target_tables_has_the_declared_table_path():
         del d["target"]["tables"]["audit"]["partition_key"]
 
     assert contract.problems(edited(DYNAMO, edit)) == [
-        "$.target.tables.audit: 'partition_key' is a required property"
+        "$.target.tables.audit: 'partition_key' is required: "
+        'name its partition key attribute, such as "PK"'
     ]
 
 
 def test_unknown_target_kind_is_reported_at_kind():
     assert contract.problems(edited(MYSQL, lambda d: d["target"].update(kind="sqlite"))) == [
-        "$.target.kind: must be 'dynamodb' or 'mysql'"
+        "$.target.kind: 'sqlite' is not a target kind: use 'dynamodb' or 'mysql'"
     ]
 
 
@@ -339,7 +344,7 @@ def test_types_naming_a_column_that_is_not_an_identifier_is_reported():
         d["tables"][1]["target"]["types"] = {"placed-at": "string"}
 
     assert contract.problems(edited(DYNAMO, edit)) == [
-        "$.tables[1].target.types: 'placed-at' is not a plain MySQL identifier"
+        "$.tables[1].target.types: 'placed-at' is not a plain MySQL identifier: use letters, digits, _ and $ (at most 64); read it through a view that renames it"
     ]
 
 
@@ -348,7 +353,7 @@ def test_types_on_a_mysql_target_is_reported():
         d["tables"][1]["target"]["types"] = {"id": "string"}
 
     assert contract.problems(edited(MYSQL, edit)) == [
-        "$.tables[1].target.types: only for DynamoDB targets"
+        "$.tables[1].target.types: only for DynamoDB targets: remove it"
     ]
 
 

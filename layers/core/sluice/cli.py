@@ -72,6 +72,61 @@ def cmd_run(args) -> int:
     return 0 if summary["ok"] else 1
 
 
+def _aws_errors(fn):
+    """AWS errors (no credentials, access denied...) as one line, not a traceback."""
+
+    def wrapped(args) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(args)
+        except (BotoCoreError, ClientError) as exc:
+            print(f"sluice: AWS: {exc}", file=sys.stderr)
+            return 1
+
+    return wrapped
+
+
+@_aws_errors
+def cmd_start(args) -> int:
+    from . import operate
+
+    aws = operate.clients(args.region)
+    stack = operate.find_stack(aws["cloudformation"], args.stack)
+    started = operate.start_run(
+        stack,
+        contract_mod.load_document(args.contract),
+        s3=aws["s3"],
+        stepfunctions=aws["stepfunctions"],
+        run_id=args.run_id,
+    )
+    print(f"run id:    {started.run_id}")
+    print(f"execution: {started.execution_arn}")
+    print(f"contract:  s3://{stack.bucket}/{started.contract_key}")
+    print(f"watch it:  sluice status --stack {args.stack} --run {started.run_id}", file=sys.stderr)
+    return 0
+
+
+@_aws_errors
+def cmd_status(args) -> int:
+    from . import operate
+
+    aws = operate.clients(args.region)
+    stack = operate.find_stack(aws["cloudformation"], args.stack)
+    status = operate.run_status(
+        stack,
+        args.run,
+        dynamodb=aws["dynamodb"],
+        sqs=aws["sqs"],
+        stepfunctions=aws["stepfunctions"],
+    )
+    if args.json:
+        print(json.dumps(status.to_dict(), default=str))
+    else:
+        sys.stdout.write(operate.render_status(status))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -100,6 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     s.add_argument("--timeout", type=float, default=3600)
     s.set_defaults(fn=cmd_run)
+    s = sub.add_parser("start", help="start a run on a deployed stack (sam deploy)")
+    s.add_argument("--stack", required=True, help="the CloudFormation stack name")
+    s.add_argument("--contract", required=True)
+    s.add_argument("--run-id", help="name the run (default: a timestamp and a random suffix)")
+    s.add_argument("--region", help="AWS region (default: AWS_REGION or the profile's)")
+    s.set_defaults(fn=cmd_start)
+    s = sub.add_parser("status", help="per-table progress of a run on a deployed stack")
+    s.add_argument("--stack", required=True, help="the CloudFormation stack name")
+    s.add_argument("--run", required=True, help="the run id `sluice start` printed")
+    s.add_argument("--region", help="AWS region (default: AWS_REGION or the profile's)")
+    s.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    s.set_defaults(fn=cmd_status)
     s = sub.add_parser("demo", help="build the sample shop database and migrate it twice")
     s.add_argument("--scale", type=float, default=float(os.environ.get("SLUICE_DEMO_SCALE", "1.0")))
     s.set_defaults(fn=cmd_demo)

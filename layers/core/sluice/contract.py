@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import string
 from dataclasses import dataclass, field
@@ -40,9 +41,13 @@ class KeyTemplate:
         parts, filters = [], []
         for literal, name, spec, conv in string.Formatter().parse(text):
             if conv:
-                raise ValueError(f"template {text!r}: conversions (!{conv}) are not supported")
+                raise ValueError(
+                    f"template {text!r}: conversions (!{conv}) are not supported: remove !{conv}"
+                )
             if name is not None and not name:
-                raise ValueError(f"template {text!r}: empty {{}} field")
+                raise ValueError(
+                    f"template {text!r}: empty {{}} field: name a column inside, as in {{id}}"
+                )
             field_filters: list[tuple[str, str | None]] = []
             if name is not None:
                 full = name + (":" + spec if spec else "")
@@ -62,12 +67,15 @@ class KeyTemplate:
                         need = (
                             "needs an argument, as in date:%Y-%m-%d"
                             if FILTERS[fname]
-                            else "takes no argument"
+                            else f"takes no argument: remove ':{arg}'"
                         )
                         raise ValueError(f"template {text!r}: filter {fname!r} {need}")
                     field_filters.append((fname, arg or None))
                 if not name:
-                    raise ValueError(f"template {text!r}: a filter without a column")
+                    raise ValueError(
+                        f"template {text!r}: a filter without a column: "
+                        "put the column first, as in {email|lower}"
+                    )
             parts.append((literal, name))
             filters.append(tuple(field_filters))
         return cls(text, tuple(parts), tuple(filters))
@@ -165,19 +173,173 @@ def problems(doc: Any) -> list[str]:
 
 
 def _describe(err: jsonschema.ValidationError) -> list[str]:
+    """One schema error as `<JSON path>: <what is wrong>: <what to do>` lines."""
     where = _path(err.absolute_path)
+    inst, value = err.instance, err.validator_value
     if err.validator == "oneOf" and list(err.absolute_path) == ["target"]:
-        kind = err.instance.get("kind") if isinstance(err.instance, dict) else None
-        branch = {"dynamodb": 0, "mysql": 1}.get(kind)
+        if not isinstance(inst, dict):
+            return [f"{where}: must be an object with a kind, 'dynamodb' or 'mysql'"]
+        branch = {"dynamodb": 0, "mysql": 1}.get(inst.get("kind"))
+        if "kind" not in inst:
+            return [f"{where}.kind: required: set it to 'dynamodb' or 'mysql'"]
         if branch is None:
-            return [f"{where}.kind: must be 'dynamodb' or 'mysql'"]
+            return [
+                f"{where}.kind: {_show(inst['kind'])} is not a target kind: use 'dynamodb' or 'mysql'"
+            ]
         subs = [e for e in err.context if e.relative_schema_path[0] == branch]
-        return [f"{_path(e.absolute_path)}: {e.message}" for e in subs]
+        return [line for e in subs for line in _describe(e)]
+    if err.validator == "required":
+        # One error per missing property; its message names it ("'key' is a required property").
+        prop = err.message.split(" is a required property")[0].strip("'\"")
+        hint = _REQUIRED_HINTS.get((_shape(err.absolute_path), prop), f"add {prop!r}")
+        return [f"{where}: {prop!r} is required: {hint}"]
     if err.validator == "additionalProperties":
-        return [f"{where}: {err.message} (remove it, or check its spelling)"]
-    if err.validator == "pattern" and "A-Za-z0-9_$" in str(err.validator_value):
-        return [f"{where}: {err.instance!r} is not a plain MySQL identifier"]
+        allowed = list(err.schema.get("properties", {}))
+        out = []
+        for extra in (k for k in inst if k not in allowed):
+            near = difflib.get_close_matches(extra, allowed, n=1, cutoff=0.6)
+            hint = f"did you mean {near[0]!r}?" if near else f"allowed here: {', '.join(allowed)}"
+            out.append(
+                f"{where}: {extra!r} was unexpected: remove it, or check its spelling ({hint})"
+            )
+        return out
+    if err.validator == "pattern":
+        if "A-Za-z0-9_$" in str(value):
+            fix = "" if where.endswith(".database") else "; read it through a view that renames it"
+            return [
+                f"{where}: {inst!r} is not a plain MySQL identifier: use letters, digits, _ "
+                f"and $ (at most 64){fix}"
+            ]
+        if "propertyNames" in err.relative_schema_path:
+            return [
+                f"{where}: {inst!r} is not a DynamoDB table name: use 3 to 255 letters, digits, "
+                "_, . and -"
+            ]
+        if list(err.absolute_path)[-1:] == ["transform"]:
+            return [f"{where}: {inst!r} is not module:function: write it as my_module:my_function"]
+        if "mysql|mariadb" in str(value):
+            return [
+                f"{where}: must start with mysql:// or mariadb://, as in mysql://user@host:3306"
+            ]
+    if err.validator == "type":
+        return [
+            f"{where}: must be {_type_wanted(value)}, not {_what(inst)}{_type_fix(value, inst)}"
+        ]
+    if err.validator == "enum":
+        choices = ", ".join(_show(v) for v in value)
+        return [f"{where}: {_show(inst)} is not one of the allowed values: use one of {choices}"]
+    if err.validator == "const":
+        if list(err.absolute_path) == ["version"]:
+            return [f"{where}: {_show(inst)} is not supported: set it to 1 (this contract format)"]
+        return [f"{where}: must be {_show(value)}, not {_show(inst)}"]
+    if err.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        lo, hi = err.schema.get("minimum"), err.schema.get("maximum")
+        if lo is not None and hi is not None:
+            return [f"{where}: {_show(inst)} is out of range: use a number from {lo} to {hi}"]
+        bound = f"{lo} or more" if lo is not None else f"at most {hi}"
+        return [f"{where}: {_show(inst)} is out of range: use {bound}"]
+    if err.validator == "minItems":
+        last = _shape(err.absolute_path).rsplit(".", 1)[-1]
+        hint = _EMPTY_HINTS.get(last, f"list at least {value}")
+        return [f"{where}: [] is empty: {hint}" if not inst else f"{where}: too short: {hint}"]
+    if err.validator == "minProperties":
+        hint = _EMPTY_HINTS.get(_shape(err.absolute_path), "add an entry")
+        return [f"{where}: {{}} is empty: {hint}"]
+    if err.validator == "minLength":
+        return [f"{where}: must not be empty: give a value, or remove the property"]
+    if err.validator == "maxLength":
+        return [f"{where}: longer than {value} characters: shorten it"]
+    if err.validator == "uniqueItems":
+        return [f"{where}: lists the same value twice: list each once"]
     return [f"{where}: {err.message}"]
+
+
+def _shape(path) -> str:
+    """A path with list indexes and DynamoDB table names generalized: `$.tables[]`, `$.target.tables.*`."""
+    out, parts = "$", list(path)
+    for i, p in enumerate(parts):
+        if isinstance(p, int):
+            out += "[]"
+        elif parts[:i] == ["target", "tables"]:
+            out += ".*"
+        else:
+            out += f".{p}"
+    return out
+
+
+# What to write when a required property is missing, by where it is missing.
+_REQUIRED_HINTS = {
+    ("$", "version"): 'add "version": 1',
+    ("$", "source"): 'add {"database": ...}, the MySQL database to read',
+    (
+        "$",
+        "target",
+    ): 'add {"kind": "dynamodb", "tables": {...}} or {"kind": "mysql", "database": ...}',
+    ("$", "tables"): 'list the tables to move, each {"source": ..., "key": [...], "target": {...}}',
+    ("$.source", "database"): "name the MySQL database to read",
+    ("$.target", "tables"): 'declare the DynamoDB tables, as in {"shop": {"partition_key": "PK"}}',
+    ("$.target", "database"): "name the MySQL database to write",
+    ("$.target.tables.*", "partition_key"): 'name its partition key attribute, such as "PK"',
+    ("$.tables[]", "source"): "name the table or view to read",
+    ("$.tables[]", "key"): (
+        "list the columns that identify a row; a view has no primary key, so declare them"
+    ),
+    ("$.tables[]", "target"): 'say where its rows go, as in {"table": ...}',
+}
+
+# What to write when a list or object must not be empty, by its name or path shape.
+_EMPTY_HINTS = {
+    "tables": "list at least one table to move",
+    "key": "list the columns that identify a row",
+    "$.target.tables": 'declare a DynamoDB table, as in {"shop": {"partition_key": "PK"}}',
+}
+
+_TYPE_NAMES = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "object": "an object {...}",
+    "array": "an array [...]",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _type_wanted(value) -> str:
+    kinds = [value] if isinstance(value, str) else list(value)
+    return " or ".join(_TYPE_NAMES.get(k, k) for k in kinds)
+
+
+def _what(inst: Any) -> str:
+    if isinstance(inst, bool) or inst is None:
+        return json.dumps(inst)
+    if isinstance(inst, str):
+        return f"the string {inst!r}"
+    if isinstance(inst, int | float):
+        return f"the number {inst}"
+    return "an object" if isinstance(inst, dict) else "an array"
+
+
+def _type_fix(value, inst: Any) -> str:
+    kinds = [value] if isinstance(value, str) else list(value)
+    if isinstance(inst, str) and {"integer", "number"} & set(kinds):
+        try:
+            float(inst)
+        except ValueError:
+            return ""
+        return ": write it without quotes"
+    if "array" in kinds and isinstance(inst, str):
+        return f": write [{json.dumps(inst)}]"
+    return ""
+
+
+def _show(v: Any) -> str:
+    """A value as the contract spells it: strings quoted, others as JSON."""
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, dict | list):
+        return _what(v)
+    return json.dumps(v)
 
 
 def _template_problems(text: str, where: str) -> list[str]:
@@ -190,14 +352,14 @@ def _template_problems(text: str, where: str) -> list[str]:
 
 def _semantic_problems(doc: dict[str, Any]) -> list[str]:
     found = []
-    for url_path, url in (
-        ("$.source.url", doc["source"].get("url")),
-        ("$.target.url", doc["target"].get("url")),
+    for url_path, url, env in (
+        ("$.source.url", doc["source"].get("url"), "SLUICE_SOURCE_URL"),
+        ("$.target.url", doc["target"].get("url"), "SLUICE_TARGET_URL"),
     ):
         if url and url_has_password(url):
             found.append(
-                f"{url_path}: holds a password; credentials never go in the contract "
-                "(use SLUICE_SOURCE_URL / SLUICE_TARGET_URL or a Secrets Manager secret)"
+                f"{url_path}: holds a password: remove it; credentials never go in the "
+                f"contract (pass them in {env} or a Secrets Manager secret)"
             )
     target = doc["target"]
     seen_sources = {}
@@ -206,36 +368,47 @@ def _semantic_problems(doc: dict[str, Any]) -> list[str]:
         where = f"$.tables[{i}]"
         if t["source"] in seen_sources:
             found.append(
-                f"{where}.source: {t['source']!r} is listed twice (also at {seen_sources[t['source']]})"
+                f"{where}.source: {t['source']!r} is listed twice (also at "
+                f"{seen_sources[t['source']]}): keep one entry per source"
             )
         seen_sources[t["source"]] = where
         tgt = t["target"]
         if target["kind"] == "dynamodb":
             name = tgt.get("table")
+            declared = ", ".join(repr(n) for n in target["tables"])
             if not name:
-                found.append(f"{where}.target.table: required: name one of $.target.tables")
+                found.append(
+                    f"{where}.target.table: required: name one of $.target.tables ({declared})"
+                )
                 continue
             if name not in target["tables"]:
-                found.append(f"{where}.target.table: {name!r} is not declared in $.target.tables")
+                found.append(
+                    f"{where}.target.table: {name!r} is not declared in $.target.tables: "
+                    f"declare it there, or use one of {declared}"
+                )
                 continue
             decl = target["tables"][name]
             if "partition_key" not in tgt:
                 found.append(
-                    f"{where}.target.partition_key: required: a template such as 'USER#{{id}}'"
+                    f"{where}.target.partition_key: required: give a template such as 'USER#{{id}}'"
                 )
             if decl.get("sort_key") and "sort_key" not in tgt:
                 found.append(
-                    f"{where}.target.sort_key: required: table {name!r} has sort key {decl['sort_key']!r}"
+                    f"{where}.target.sort_key: required: table {name!r} has sort key "
+                    f"{decl['sort_key']!r}; give a template such as 'ORDER#{{id}}' or 'PROFILE'"
                 )
             if "sort_key" in tgt and not decl.get("sort_key"):
-                found.append(f"{where}.target.sort_key: table {name!r} declares no sort key")
+                found.append(
+                    f"{where}.target.sort_key: table {name!r} declares no sort key: remove it, "
+                    f"or declare one at $.target.tables.{name}.sort_key"
+                )
             for k in ("partition_key", "sort_key"):
                 if k in tgt:
                     found.extend(_template_problems(tgt[k], f"{where}.target.{k}"))
             for attr, text in tgt.get("attributes", {}).items():
                 found.extend(_template_problems(text, f"{where}.target.attributes.{attr}"))
             if "on_conflict" in tgt:
-                found.append(f"{where}.target.on_conflict: only for MySQL targets")
+                found.append(f"{where}.target.on_conflict: only for MySQL targets: remove it")
             sig = (
                 name,
                 _literal_shape(tgt.get("partition_key", "")),
@@ -250,7 +423,7 @@ def _semantic_problems(doc: dict[str, Any]) -> list[str]:
         else:
             for k in ("partition_key", "sort_key", "attributes", "types"):
                 if k in tgt:
-                    found.append(f"{where}.target.{k}: only for DynamoDB targets")
+                    found.append(f"{where}.target.{k}: only for DynamoDB targets: remove it")
     return found
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import json
+from collections.abc import Iterable
+
 from . import user_transform
 from .contract import Contract
 from .errors import ContractError, SluiceError
@@ -16,8 +20,9 @@ def check_against_source(contract: Contract, sources: dict[str, SourceTable]) ->
         where = f"$.tables[{i}]"
         src = sources.get(spec.source)
         if src is None:
-            near = sorted(n for n in sources if n.lower() == spec.source.lower())
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            hint = (
+                _did_you_mean(spec.source, sources) or ": check its spelling, or remove this entry"
+            )
             problems.append(
                 f"{where}.source: no table or view {spec.source!r} in {contract.source_database}{hint}"
             )
@@ -27,7 +32,8 @@ def check_against_source(contract: Contract, sources: dict[str, SourceTable]) ->
         def col(path: str, name: str, names=names, src=src) -> None:
             if name not in names:
                 problems.append(
-                    f"{path}: {src.name} has no column {name!r} (columns: {', '.join(sorted(names))})"
+                    f"{path}: {src.name} has no column {name!r}{_did_you_mean(name, names)}: "
+                    f"use one of {_listing(names)}"
                 )
 
         moved = [
@@ -48,8 +54,8 @@ def check_against_source(contract: Contract, sources: dict[str, SourceTable]) ->
             col(f"{where}.key[{j}]", k)
         if src.kind == "table" and src.primary_key and tuple(spec.key) != src.primary_key:
             problems.append(
-                f"{where}.key: {list(spec.key)} is not the primary key of {src.name} "
-                f"({list(src.primary_key)}); pages need a unique key: use the primary key"
+                f"{where}.key: {json.dumps(list(spec.key))} is not the primary key of {src.name}; "
+                f"pages need a unique key: set it to {json.dumps(list(src.primary_key))}"
             )
         for j, c in enumerate(spec.include or ()):
             col(f"{where}.columns.include[{j}]", c)
@@ -65,7 +71,8 @@ def check_against_source(contract: Contract, sources: dict[str, SourceTable]) ->
                 if c not in names and not spec.transform:
                     problems.append(
                         f"{where}.target.{path}: template {tmpl.text!r} names column {c!r}, "
-                        f"which {src.name} does not have"
+                        f"which {src.name} does not have{_did_you_mean(c, names)}: "
+                        f"use one of {_listing(names)}"
                     )
         for c, enc in spec.types.items():
             if c not in names:
@@ -85,6 +92,20 @@ def check_against_source(contract: Contract, sources: dict[str, SourceTable]) ->
                 problems.append(f"{where}.transform: {exc}")
     if problems:
         raise ContractError(problems)
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for the same name in another case or a near spelling, else ''."""
+    known = sorted(known)
+    near = [n for n in known if n.lower() == name.lower()]
+    near = near or difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def _listing(names: Iterable[str], most: int = 20) -> str:
+    names = sorted(names)
+    more = f", ... ({len(names) - most} more)" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 # Which DynamoDB encodings a source kind may be given in $.tables[].target.types.

@@ -145,8 +145,9 @@ class LocalStack:
         s3, sqs, ddb = aws.client("s3"), aws.client("sqs"), aws.client("dynamodb")
         refs: dict[str, str] = {}
         attrs: dict[tuple[str, str], str] = {}
+        lists = t.list_parameters()
         params = {
-            **self.params,
+            **{k: v.split(",") if k in lists else v for k, v in self.params.items()},
             "AWS::Region": region,
             "AWS::AccountId": ACCOUNT,
             "AWS::StackName": self.name,
@@ -154,9 +155,8 @@ class LocalStack:
             "AWS::NoValue": None,
         }
         resolve = Resolver(params, refs, attrs, {})
-        resolve.conditions = {
-            k: self._condition(v, resolve) for k, v in t.doc.get("Conditions", {}).items()
-        }
+        declared = t.doc.get("Conditions", {})
+        resolve.conditions = {k: self._condition(v, resolve, declared) for k, v in declared.items()}
 
         for lid, res in t.resources_of("AWS::S3::Bucket").items():
             name = resolve(res["Properties"]["BucketName"]).lower()
@@ -202,9 +202,18 @@ class LocalStack:
         self._create_state_machine()
 
     @staticmethod
-    def _condition(expr: Any, resolve: Resolver) -> bool:
+    def _condition(expr: Any, resolve: Resolver, declared: dict) -> bool:
+        def check(e: Any) -> bool:
+            return LocalStack._condition(e, resolve, declared)
+
+        if "Condition" in expr:  # !Condition Name: another declared condition
+            return check(declared[expr["Condition"]])
         if "Fn::Not" in expr:
-            return not LocalStack._condition(expr["Fn::Not"][0], resolve)
+            return not check(expr["Fn::Not"][0])
+        if "Fn::And" in expr:
+            return all(check(e) for e in expr["Fn::And"])
+        if "Fn::Or" in expr:
+            return any(check(e) for e in expr["Fn::Or"])
         if "Fn::Equals" in expr:
             a, b = (resolve(x) for x in expr["Fn::Equals"])
             return a == b

@@ -25,7 +25,9 @@ def _tag(name: str) -> Callable:
             value = loader.construct_sequence(node, deep=True)
         else:
             value = loader.construct_mapping(node, deep=True)
-        return {"Ref": value} if name == "Ref" else {f"Fn::{name}": value}
+        if name in ("Ref", "Condition"):  # the two that CloudFormation spells without "Fn::"
+            return {name: value}
+        return {f"Fn::{name}": value}
 
     return construct
 
@@ -148,6 +150,11 @@ class Template:
     def parameter_defaults(self) -> dict[str, str]:
         return {k: str(v.get("Default", "")) for k, v in self.doc.get("Parameters", {}).items()}
 
+    def list_parameters(self) -> set[str]:
+        """Parameters whose value is a list (CommaDelimitedList, List<...>): !Ref gives a list."""
+        types = {k: v.get("Type", "String") for k, v in self.doc.get("Parameters", {}).items()}
+        return {k for k, t in types.items() if t == "CommaDelimitedList" or t.startswith("List<")}
+
     def state_machine(self) -> tuple[str, Path, dict]:
         ((lid, res),) = self.resources_of("AWS::Serverless::StateMachine").items()
         props = res["Properties"]
@@ -206,6 +213,8 @@ class Resolver:
             return self(yes if self.conditions[cond] else no)
         if "Fn::Join" in v:
             sep, items = v["Fn::Join"]
+            if isinstance(items, dict):  # !Ref to a list parameter
+                items = self(items)
             return sep.join(str(self(i)) for i in items)
         return {k: self(x) for k, x in v.items()}
 
