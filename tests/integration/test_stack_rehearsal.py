@@ -217,14 +217,15 @@ def test_every_function_has_the_same_environment_naming_the_deployed_resources(s
     }
 
 
-def test_functions_trace_log_to_one_group_and_use_the_layer(stack):
+def test_functions_trace_log_to_one_group_and_use_the_layers(stack):
     # moto does not apply these: checked in the translated template.
-    layer = next(iter(stack.of_type("AWS::Lambda::LayerVersion")))
+    layers = sorted(stack.of_type("AWS::Lambda::LayerVersion"))
+    assert len(layers) == 2  # the library, and the user's transforms (contracts/)
     for lid in FUNCTIONS:
         p = stack.props(lid)
         assert p["TracingConfig"] == {"Mode": "Active"}, lid
         assert p["LoggingConfig"] == {"LogGroup": {"Ref": "FunctionLogGroup"}}, lid
-        assert p["Layers"] == [{"Ref": layer}], lid
+        assert sorted(x["Ref"] for x in p["Layers"]) == layers, lid
     groups = {
         g["logGroupName"]: g.get("retentionInDays")
         for g in stack.client("logs").describe_log_groups()["logGroups"]

@@ -33,8 +33,8 @@ def load(ref: str) -> Callable[[pa.Table], pa.Table]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise SluiceError(
-            f"transform {ref!r}: cannot import {module_name!r} ({exc}); ship the module beside the "
-            "contract (local runs) and in layers/core/ (the Lambda layer)"
+            f"transform {ref!r}: cannot import {module_name!r} ({exc}); keep the module beside "
+            "the contract in contracts/ (packaged as the TransformsLayer by sam build)"
         ) from exc
     fn = getattr(module, func_name, None)
     if not callable(fn):
