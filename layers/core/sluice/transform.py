@@ -198,35 +198,16 @@ def _range_reasons(text: pa.Array, col: str) -> pa.Array | None:
     return pa.array(out, pa.string())
 
 
-def _dynamo_value(v) -> dict:
-    """A parsed JSON value in DynamoDB's wire form (numbers exact, as strings)."""
-    if v is None:
-        return {"NULL": True}
-    if isinstance(v, bool):
-        return {"BOOL": v}
-    if isinstance(v, int):
-        return {"N": _check_number(Decimal(v))}
-    if isinstance(v, Decimal):
-        return {"N": _check_number(v)}
-    if isinstance(v, str):
-        return {"S": v}
-    if isinstance(v, list):
-        return {"L": [_dynamo_value(x) for x in v]}
-    if isinstance(v, dict):
-        return {"M": {k: _dynamo_value(x) for k, x in v.items()}}
-    raise TypeError(type(v))
-
-
 def _per_value(
     arr: pa.Array, name_json: str, fn: Callable, col: str
 ) -> tuple[pa.Array, pa.Array | None]:
-    """Fragments made one value at a time (JSON, SET); values fn refuses become reasons."""
+    """Fragments made one value at a time (JSON, SET); values fn refuses become reasons.
+
+    Python runs once per distinct value: the column is dictionary-encoded first, and the
+    fragments are taken back by index (JSON settings and SET values repeat a lot)."""
+    encoded = pc.dictionary_encode(arr)
     frags, reasons, any_bad = [], [], False
-    for v in arr.to_pylist():
-        if v is None:
-            frags.append(None)
-            reasons.append(None)
-            continue
+    for v in encoded.dictionary.to_pylist():
         try:
             body = fn(v)
             frags.append(None if body is None else f"{name_json}:{body}")
@@ -235,7 +216,8 @@ def _per_value(
             frags.append(None)
             reasons.append(f"{col}: {exc}")
             any_bad = True
-    return pa.array(frags, pa.string()), (pa.array(reasons, pa.string()) if any_bad else None)
+    frag = pa.array(frags, pa.string()).take(encoded.indices)
+    return frag, (pa.array(reasons, pa.string()).take(encoded.indices) if any_bad else None)
 
 
 def _set_value(v: str) -> str | None:
@@ -246,9 +228,46 @@ def _refuse_constant(name: str):
     raise _Unrepresentable(f"{name} has no DynamoDB number")
 
 
+def _json_number(text: str) -> dict:
+    """A JSON number as an N value, its text kept as written (exact, never a float)."""
+    # Up to 38 characters without an exponent: at most 38 digits, magnitude inside 1E-37..1E38.
+    if len(text) <= MAX_NUMBER_DIGITS and "e" not in text and "E" not in text:
+        return {"N": text}
+    _check_number(Decimal(text))
+    return {"N": text}
+
+
+def _json_object(pairs: list) -> dict:
+    return {"M": {k: _wrap_json(v) for k, v in pairs}}
+
+
+def _wrap_json(v) -> dict:
+    """Wrap what the decoder left plain (strings, arrays, literals); numbers and objects come
+    wrapped already from its hooks."""
+    if isinstance(v, dict):
+        return v
+    if isinstance(v, str):
+        return {"S": v}
+    if isinstance(v, list):
+        return {"L": [_wrap_json(x) for x in v]}
+    if v is None:
+        return {"NULL": True}
+    return {"BOOL": v}
+
+
+# Built once: the C scanner calls these hooks while parsing, so the DynamoDB form is made in
+# the same pass as the parse, and numbers never become Decimal or float objects.
+_JSON_DECODER = json.JSONDecoder(
+    parse_float=_json_number,
+    parse_int=_json_number,
+    parse_constant=_refuse_constant,
+    object_pairs_hook=_json_object,
+)
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _json_value(v: str) -> str:
-    parsed = json.loads(v, parse_float=Decimal, parse_constant=_refuse_constant)
-    return json.dumps(_dynamo_value(parsed), ensure_ascii=False)
+    return _JSON_ENCODER.encode(_wrap_json(_JSON_DECODER.decode(v)))
 
 
 def _digits(text: pa.Array) -> pa.Array:

@@ -1,8 +1,10 @@
 """DynamoDB target: table creation for local runs, and BatchWriteItem of prebuilt items.
 
-Items arrive from the transform as DynamoDB wire JSON lines. They are sent as they are:
-the request body is joined from the lines and put in place just before signing, so no item
-is parsed, validated and serialised again by the SDK (that costs more than the sending).
+Items arrive from the transform as DynamoDB wire JSON lines and are sent as they are, never
+parsed and serialised again. Two writers share the batching, retries and isolation of
+refused items: HttpBatchWriter (targets/dynamodb_http.py: signs and posts the body itself,
+the fast path for any endpoint reachable over HTTP) and SdkBatchWriter (a botocore client
+whose body is swapped in just before signing: the in-process emulator's path).
 """
 
 from __future__ import annotations
@@ -131,13 +133,28 @@ def _send_batch(client, table: str, lines: list[bytes]) -> int:
     return attempt
 
 
+class SdkBatchWriter:
+    """BatchWriteItem through a botocore client (the in-process emulator needs this path)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def send_batch(self, table: str, lines: list[bytes]) -> None:
+        _send_batch(self.client, table, lines)
+
+
+def _writer(target):
+    """A client or a writer: anything with send_batch(table, lines), or a botocore client."""
+    return target if hasattr(target, "send_batch") else SdkBatchWriter(target)
+
+
 def _send_isolating(
-    client, table: str, lines: list[bytes], key_names: Sequence[str]
+    writer, table: str, lines: list[bytes], key_names: Sequence[str]
 ) -> tuple[int, Rejected]:
     """Send a batch; if DynamoDB refuses it as invalid (one bad item fails all 25), halve it
     until each refused item stands alone, and return those with DynamoDB's reason."""
     try:
-        _send_batch(client, table, lines)
+        writer.send_batch(table, lines)
         return len(lines), NO_REJECTS
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ValidationException":
@@ -149,24 +166,26 @@ def _send_isolating(
                 [key], [f"DynamoDB refused the item: {exc.response['Error'].get('Message')}"]
             )
     half = len(lines) // 2
-    a = _send_isolating(client, table, lines[:half], key_names)
-    b = _send_isolating(client, table, lines[half:], key_names)
+    a = _send_isolating(writer, table, lines[:half], key_names)
+    b = _send_isolating(writer, table, lines[half:], key_names)
     return a[0] + b[0], a[1] + b[1]
 
 
 def write_page_items(
-    client, table: str, lines: Sequence[bytes], key_names: Sequence[str], *, threads: int = 4
+    target, table: str, lines: Sequence[bytes], key_names: Sequence[str], *, threads: int = 4
 ) -> tuple[int, Rejected]:
-    """Write a page's item lines in batches of 25 (in parallel); returns (written, rejected)."""
+    """Write a page's item lines in batches of 25 (in parallel); returns (written, rejected).
+    `target`: an HttpBatchWriter, or a botocore client."""
+    writer = _writer(target)
     batches = [list(lines[i : i + BATCH]) for i in range(0, len(lines), BATCH)]
     if not batches:
         return 0, NO_REJECTS
     if threads <= 1 or len(batches) == 1:
-        results = [_send_isolating(client, table, b, key_names) for b in batches]
+        results = [_send_isolating(writer, table, b, key_names) for b in batches]
     else:
         with ThreadPoolExecutor(threads) as pool:
             results = list(
-                pool.map(lambda b: _send_isolating(client, table, b, key_names), batches)
+                pool.map(lambda b: _send_isolating(writer, table, b, key_names), batches)
             )
     written = sum(r[0] for r in results)
     rejected = NO_REJECTS
@@ -175,16 +194,17 @@ def write_page_items(
     return written, rejected
 
 
-def write_items(client, table: str, lines: Sequence[bytes], *, threads: int = 4) -> int:
+def write_items(target, table: str, lines: Sequence[bytes], *, threads: int = 4) -> int:
     """Write every item line to `table` in batches of 25; returns items written (raises on a
     refused item: see write_page_items for the form that reports them)."""
+    writer = _writer(target)
     batches = [list(lines[i : i + BATCH]) for i in range(0, len(lines), BATCH)]
     if not batches:
         return 0
     if threads <= 1 or len(batches) == 1:
         for b in batches:
-            _send_batch(client, table, b)
+            writer.send_batch(table, b)
     else:
         with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda b: _send_batch(client, table, b), batches))
+            list(pool.map(lambda b: writer.send_batch(table, b), batches))
     return len(lines)
