@@ -14,6 +14,7 @@ demo: bootstrap
 
 # pytest exits 5 when it ran no test: that is a failure here, never a green run.
 test: bootstrap
+	@scripts/ensure-spark.sh
 	@$(ENV) && $(BIN)/pytest -q; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest ran no test" >&2; exit 1; fi; exit $$rc
 
@@ -44,3 +45,11 @@ clean:
 .PHONY: checkov
 checkov:
 	@scripts/checkov.sh
+
+# The bulk path's Glue job files (glue/job.py, the sluice library as a zip, the MariaDB JDBC
+# driver) to s3://BUCKET/glue/ of a deployed stack; sam deploy does not ship Glue scripts.
+# make glue-package STACK=sluice [REGION=eu-west-1]; GLUE_ARGS='--out dist/glue' builds only.
+.PHONY: glue-package
+glue-package: bootstrap
+	@scripts/ensure-spark.sh
+	$(BIN)/python glue/package.py $(if $(STACK),--stack $(STACK)) $(if $(REGION),--region $(REGION)) $(GLUE_ARGS)

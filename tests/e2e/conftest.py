@@ -266,11 +266,14 @@ def moto_endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def dynamodb_run(tmp_path_factory, mysql_url, sakila_url, moto_endpoint) -> Run:
-    """All of Sakila into DynamoDB at an HTTP endpoint given by AWS_ENDPOINT_URL_DYNAMODB."""
+    """All of Sakila into DynamoDB at an HTTP endpoint given by AWS_ENDPOINT_URL_DYNAMODB
+    (the write way: with the endpoint set, init keeps "load": "write")."""
     work = tmp_path_factory.mktemp("sakila-dynamodb")
-    contract = init_contract(sakila_url, "dynamodb", work / "contract.json")
     with database_env(mysql_url):
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = moto_endpoint
+        contract = init_contract(sakila_url, "dynamodb", work / "contract.json")
+        (table,) = contract["target"]["tables"].values()
+        assert table["load"] == "write", contract.get("notes")
         summary = run_contract(work / "contract.json", work / "state", "dynamodb")
     return Run(summary, contract, moto_endpoint)
 

@@ -34,6 +34,16 @@ def test_demo_migrates_the_shop_to_both_targets_and_verifies_them(monkeypatch, m
     assert "Sample items" in text
     assert re.search(r"^    users +PK=USER#\d+, SK=PROFILE", text, re.M)
     assert re.search(r"^    orders +PK=USER#\d+, SK=ORDER#\d+", text, re.M)
+    # The new shop table came by Import from S3, the cheaper way, and the summary says so.
+    assert re.search(
+        r"^       items arrived by Import from S3: [\d,]+ imported, 0 errors, "
+        r"\$[\d.]+ vs \$[\d.]+ by writes",
+        text,
+        re.M,
+    ), text
+    assert re.search(
+        r"^  shop: Import from S3 COMPLETED: ([\d,]+) of \1 items imported", text, re.M
+    )
     # Both targets verified.
     assert re.search(r"^  OK +DynamoDB .*: VERIFIED: ", text, re.M)
     assert re.search(r"^  OK +MariaDB .*: VERIFIED: ", text, re.M)

@@ -96,7 +96,14 @@ def test_init_covers_every_base_table_and_each_view_with_a_usable_key(
 
     if target == "dynamodb":
         (table,) = doc["target"]["tables"]
-        assert doc["target"]["tables"][table] == {"partition_key": "PK", "sort_key": "SK"}
+        # A new table: init proposes Import from S3, and says it did not check the account.
+        assert doc["target"]["tables"][table] == {
+            "partition_key": "PK",
+            "sort_key": "SK",
+            "load": "import",
+        }
+        (note,) = doc["notes"]
+        assert '"load": "import" proposed' in note and "did not check your AWS account" in note
         prefixes = set()
         for name, entry in entries.items():
             assert entry["target"]["table"] == table

@@ -38,6 +38,8 @@ NOT_CREATED_BY_MOTO = (
     "AWS::SNS::TopicPolicy",
     "AWS::SNS::Subscription",
     "AWS::CloudWatch::Alarm",
+    "AWS::Glue::Job",
+    "AWS::Glue::Connection",
 )
 NOT_APPLIED_BY_MOTO = (
     "AWS::S3::Bucket NotificationConfiguration",

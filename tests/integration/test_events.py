@@ -30,6 +30,7 @@ EVENT_TARGETS = {
     "load.json": "LoadFunction",
     "progress.json": "ProgressFunction",
     "verify.json": "VerifyFunction",
+    "import.json": "ImportFunction",
     "start-migration-dynamodb.json": "MigrationStateMachine",
     "start-migration-mysql.json": "MigrationStateMachine",
 }
@@ -99,6 +100,7 @@ def test_sample_events_share_one_run_id_and_chain_by_object_key():
     ]
     assert load_event("progress.json")["run_id"] == RUN_ID
     assert load_event("verify.json") == {"run_id": RUN_ID}
+    assert load_event("import.json")["run_id"] == RUN_ID
 
 
 @pytest.mark.parametrize("name", ["extract.json", "transform.json", "load.json"])
@@ -155,6 +157,10 @@ def test_sample_events_run_plan_extract_transform_load_progress_verify(
     assert progress["done"] is True
     assert progress["failed"] is False
     assert (progress["pages"], progress["pages_loaded"], progress["failed_pages"]) == (1, 1, 0)
+
+    # A MySQL target has no table an import creates: the import step has nothing to do.
+    imports = st.invoke("ImportFunction", load_event("import.json"))
+    assert (imports["count"], imports["done"], imports["failed"]) == (0, True, False)
 
     report = st.invoke("VerifyFunction", load_event("verify.json"))
     assert report["ok"] is True, report["verdict"]

@@ -16,6 +16,7 @@ LOCAL_DEFAULTS = {
     "InVpc": False,
     "HasNotificationEmail": False,
     "VersionsStaging": False,
+    "HasSourceJdbcUrl": False,
 }
 SHAPES = {
     "local defaults": ({}, LOCAL_DEFAULTS),

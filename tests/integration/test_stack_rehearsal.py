@@ -46,6 +46,7 @@ VPC_STACK = (
         "SecurityGroupIds": "sg-0ccc",
         "NotificationEmail": "dba@example.com",
         "LoadConcurrency": "4",
+        "SourceJdbcUrl": "jdbc:mysql://shop-db.internal:3306/shop",
     },
 )
 ASL = Path(SOURCE_TEMPLATE).parent / "statemachine" / "migration.asl.json"
@@ -61,6 +62,7 @@ FUNCTIONS = (
     "LoadFunction",
     "ProgressFunction",
     "VerifyFunction",
+    "ImportFunction",
 )
 
 
@@ -214,6 +216,7 @@ def test_every_function_has_the_same_environment_naming_the_deployed_resources(s
         "LoadFunction": 300,
         "ProgressFunction": 60,
         "VerifyFunction": 900,
+        "ImportFunction": 900,
     }
 
 
@@ -265,7 +268,7 @@ def test_each_stage_queue_feeds_its_function_with_partial_batch_failures(stack, 
             assert m.get("ScalingConfig", {}).get("MaximumConcurrency") == concurrency, lid
             assert m["State"] == "Enabled", lid
         mapped = {m["FunctionArn"] for m in mappings}
-        for lid in ("PlanFunction", "ProgressFunction", "VerifyFunction"):
+        for lid in ("PlanFunction", "ProgressFunction", "VerifyFunction", "ImportFunction"):
             assert st.function(lid)["FunctionArn"] not in mapped, lid
 
 
@@ -420,7 +423,9 @@ def test_state_machine_runs_the_definition_in_statemachine_with_logging_and_trac
         "PlanFunctionArn": {"Fn::GetAtt": ["PlanFunction", "Arn"]},
         "ProgressFunctionArn": {"Fn::GetAtt": ["ProgressFunction", "Arn"]},
         "VerifyFunctionArn": {"Fn::GetAtt": ["VerifyFunction", "Arn"]},
+        "ImportFunctionArn": {"Fn::GetAtt": ["ImportFunction", "Arn"]},
         "ExtractQueueUrl": {"Ref": "ExtractQueue"},
+        "BulkJobName": {"Ref": "BulkJob"},
     }
     logging = props["LoggingConfiguration"]
     assert logging["Level"] in ("ALL", "ERROR")
@@ -459,6 +464,15 @@ LOG_DELIVERY = {
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
 }
+# What Glue needs to place the bulk job's workers in a VPC (SubnetIds given).
+GLUE_VPC_DESCRIBE = {
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeVpcAttribute",
+}
 
 
 @pytest.mark.parametrize("which", ["stack", "vpc_stack"])
@@ -468,8 +482,10 @@ def test_every_inline_permission_names_a_resource_of_this_stack(which, request):
     for role in st.of_type("AWS::IAM::Role"):
         for s in _statements(st, role):
             if "*" in s["resources"]:
-                # Only log delivery, whose actions take no narrower resource.
-                assert s["actions"] <= LOG_DELIVERY, (role, s)
+                # Only log delivery and the bulk job's VPC placement, whose actions take no
+                # narrower resource.
+                allowed = GLUE_VPC_DESCRIBE if role == "BulkJobRole" else LOG_DELIVERY
+                assert s["actions"] <= allowed, (role, s)
                 continue
             for action in s["actions"]:
                 assert not action.endswith("*"), (role, action)
@@ -515,6 +531,34 @@ def test_target_permissions_follow_the_target_kind(stack, vpc_stack):
     assert secrets(vpc_stack, "VerifyFunctionRole") == {SOURCE_SECRET, TARGET_SECRET}
     # The extract function never sees the target, the load function never the source.
     assert secrets(vpc_stack, "ExtractFunctionRole") == {SOURCE_SECRET}
+
+
+def test_the_import_function_may_import_into_target_tables_and_nothing_more(stack, vpc_stack):
+    """ImportTable reads the staged objects and writes its logs with the caller's rights."""
+    statements = _statements(stack, "ImportFunctionRole")
+    by_action = {a: s["resources"] for s in statements for a in s["actions"]}
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/*"
+    for action in ("dynamodb:ImportTable", "dynamodb:DescribeImport", "dynamodb:DescribeTable"):
+        assert [_sub(r, stack.name) for r in by_action[action]] == [table, f"{table}/import/*"]
+    logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws-dynamodb/*"
+    for action in (
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "logs:DescribeLogGroups",
+        "logs:DescribeLogStreams",
+    ):
+        assert [_sub(r, stack.name) for r in by_action[action]] == [logs], action
+    bucket = stack.outputs["StagingBucketName"]
+    assert {"s3:GetObject", "s3:ListBucket"} <= set(by_action)
+    assert all(bucket in str(r) for a, rs in by_action.items() if a.startswith("s3:") for r in rs)
+    assert not {a for a in by_action if a.startswith("secretsmanager:")}
+    # Nothing that writes items, and no target permission at all on a MySQL-target stack.
+    assert not {"dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:CreateTable"} & set(
+        by_action
+    )
+    vpc_actions = {a for s in _statements(vpc_stack, "ImportFunctionRole") for a in s["actions"]}
+    assert not {a for a in vpc_actions if a.startswith("logs:") or "Import" in a}
 
 
 # ---------------------------------------------------------------- run notifications

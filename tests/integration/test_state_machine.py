@@ -4,8 +4,8 @@ Each test runs statemachine/migration.asl.json through the local stack (template
 wiring in moto, the real handlers in-process, a real MariaDB source) and reads the outcome
 from the execution, its history and the manifest.
 
-Not covered here: the bulk (Glue) branch, which the state machine does not have yet
-(issue 7); test_bulk_branch says so in every run.
+The bulk (Glue) branch runs its job on local PySpark
+(test_a_table_over_the_bulk_threshold_runs_as_a_glue_job_without_page_messages).
 """
 
 from __future__ import annotations
@@ -173,6 +173,7 @@ def test_an_empty_table_succeeds_without_fanning_out_or_waiting(local_stack, sou
     assert states == [
         "Plan",
         "HasPages",
+        "HasBulkTables",
         "Progress",
         "AllLoaded",
         "Verify",
@@ -210,8 +211,34 @@ def test_a_transient_progress_error_is_retried_and_the_run_succeeds(
     assert json.loads(desc["output"])["verify"]["tables"]["items"]["loaded"] == 12
 
 
-def test_bulk_branch():
-    pytest.skip(
-        "not covered: the state machine has no bulk (Glue) branch yet (issue 7); tables over "
-        "the bulk threshold are planned as 'bulk' but still go through the Lambda pages"
-    )
+def test_a_table_over_the_bulk_threshold_runs_as_a_glue_job_without_page_messages(
+    local_stack, source_db, connect
+):
+    """The bulk branch: the plan lists the table, the BulkTables map runs the Glue job
+    (glue:startJobRun.sync, executed on local PySpark), and Progress sees its pages loaded."""
+    from integration.bulk_helpers import ensure_spark
+
+    ensure_spark()
+    db = source_db(25)
+    doc = contract(db)
+    doc["defaults"]["bulk_threshold_rows"] = 1
+    with connect(db).cursor() as cur:  # the estimate the threshold is compared with
+        cur.execute("ANALYZE TABLE items")
+        cur.fetchall()
+
+    desc, history = run(local_stack, doc, "sm-bulk", timeout=300)
+
+    assert desc["status"] == "SUCCEEDED", desc.get("cause")
+    t = json.loads(desc["output"])["verify"]["tables"]["items"]
+    assert (t["source_rows"], t["pages"], t["loaded"], t["ok"]) == (25, 3, 25, True)
+    states = entered(history)
+    assert states[:5] == ["Plan", "HasPages", "HasBulkTables", "BulkTables", "BulkJob"]
+    assert "SendPages" not in states and "BulkJobFailed" not in states
+    glue = [
+        e["taskScheduledEventDetails"]
+        for e in history
+        if e["type"] == "TaskScheduled" and e["taskScheduledEventDetails"]["resourceType"] == "glue"
+    ]
+    assert [g["resource"] for g in glue] == ["startJobRun.sync"]
+    assert json.loads(glue[0]["parameters"])["Arguments"]["--table"] == "items"
+    assert "ExtractFunction" not in local_stack.stats.invocations

@@ -16,7 +16,7 @@ def template() -> Template:
     return Template.load(TEMPLATE)
 
 
-def test_all_six_functions_are_found_with_handler_code_and_timeouts(template):
+def test_all_seven_functions_are_found_with_handler_code_and_timeouts(template):
     fns = template.functions
     assert set(fns) == {
         "PlanFunction",
@@ -25,6 +25,7 @@ def test_all_six_functions_are_found_with_handler_code_and_timeouts(template):
         "LoadFunction",
         "ProgressFunction",
         "VerifyFunction",
+        "ImportFunction",
     }
     assert fns["ExtractFunction"].code_uri == "functions/extract/"
     assert {f.handler for f in fns.values()} == {"app.lambda_handler"}
@@ -44,7 +45,7 @@ def test_queue_fed_functions_have_their_sqs_sources_with_partial_batch_failures(
         ("TransformQueue", True)
     ]
     assert [(s.queue, s.report_failures) for s in sources["LoadFunction"]] == [("LoadQueue", True)]
-    for lid in ("PlanFunction", "ProgressFunction", "VerifyFunction"):
+    for lid in ("PlanFunction", "ProgressFunction", "VerifyFunction", "ImportFunction"):
         assert sources[lid] == ()
 
 

@@ -61,6 +61,55 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    """`sluice plan --estimate`: both ways into DynamoDB, priced and timed, per table."""
+    from . import estimate
+
+    if not args.estimate:
+        raise SluiceError("sluice plan only estimates for now: add --estimate")
+    if args.write_rate is None:
+        args.write_rate = estimate.DEFAULT_WRITE_RATE
+    override = args.rows is not None or args.item_bytes is not None
+    if override:
+        if args.rows is None or args.item_bytes is None:
+            raise SluiceError("--rows and --item-bytes go together: give both")
+        rows = [
+            estimate.estimate(
+                args.rows, args.item_bytes, name="(--rows)", write_rate=args.write_rate, load=""
+            )
+        ]
+        totals = None
+    else:
+        if not args.contract:
+            raise SluiceError("give --contract FILE (read the source), or --rows N --item-bytes B")
+        from .db import connect, resolve
+
+        c = contract_mod.load(args.contract)
+        if c.target_kind != "dynamodb":
+            raise SluiceError(
+                f"{args.contract}: its target is {c.target_kind}; the estimate prices DynamoDB ways"
+            )
+        conn = connect(resolve("source", c.source_url, c.source_database))
+        try:
+            rows = estimate.for_contract(conn, c, write_rate=args.write_rate)
+        finally:
+            conn.close()
+        totals = estimate.per_target(rows, write_rate=args.write_rate)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "tables": [e.to_dict() for e in rows],
+                    "targets": [e.to_dict() for e in totals or []],
+                    "assumptions": estimate.assumptions(args.write_rate),
+                }
+            )
+        )
+    else:
+        sys.stdout.write(estimate.render(rows, totals, args.write_rate))
+    return 0
+
+
 def cmd_run(args) -> int:
     if not args.local:
         raise SluiceError(
@@ -149,6 +198,23 @@ def main(argv: list[str] | None = None) -> int:
         "--live", action="store_true", help="also check tables and columns against the source"
     )
     s.set_defaults(fn=cmd_validate)
+    s = sub.add_parser(
+        "plan", help="price the ways into DynamoDB: writes or Import from S3 (--estimate)"
+    )
+    s.add_argument("--contract", help="the contract whose source tables to price")
+    s.add_argument(
+        "--estimate", action="store_true", help="print cost and duration of both ways per table"
+    )
+    s.add_argument("--rows", type=int, help="price N items instead of reading a source")
+    s.add_argument("--item-bytes", type=int, help="with --rows: the size of one item in bytes")
+    s.add_argument(
+        "--write-rate",
+        type=float,
+        help="write request units a second the write way reaches (default 4000: what a new "
+        "on-demand table accepts at once)",
+    )
+    s.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    s.set_defaults(fn=cmd_plan)
     s = sub.add_parser("run", help="run a migration (--local: on this machine)")
     s.add_argument("--local", action="store_true")
     s.add_argument("--contract", required=True)

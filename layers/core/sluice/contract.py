@@ -86,11 +86,34 @@ class KeyTemplate:
 
 
 @dataclass(frozen=True, slots=True)
+class Gsi:
+    """A global secondary index an import creates: string keys, every attribute projected."""
+
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DynamoTable:
+    """A DynamoDB target table and how its items arrive (`load`).
+
+    "write": BatchWriteItem pages into a table that exists (a local run creates it).
+    "import": Import from S3 creates the table from the run's staged items, with the key
+    schema, `gsis`, `billing_mode` and `capacity` (read, write units) given here.
+    """
+
     name: str
     partition_key: str
     sort_key: str | None
     billing_mode: str = "PAY_PER_REQUEST"
+    load: str = "write"
+    gsis: tuple[Gsi, ...] = ()
+    capacity: tuple[int, int] | None = None  # (read units, write units) when PROVISIONED
+
+    @property
+    def imports(self) -> bool:
+        return self.load == "import"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +132,7 @@ class TableSpec:
     on_conflict: str = "replace"
     types: dict[str, str] = field(default_factory=dict)  # column: DynamoDB encoding override
     transform: str | None = None  # module:function applied to each page
+    path: str | None = None  # "lambda" | "bulk" forces the path; None: by bulk_threshold_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +149,15 @@ class Contract:
     dynamo_tables: dict[str, DynamoTable]
     tables: tuple[TableSpec, ...]
     bulk_threshold_rows: int
+
+    @property
+    def import_tables(self) -> tuple[DynamoTable, ...]:
+        """The DynamoDB target tables that Import from S3 creates, in contract order."""
+        return tuple(t for t in self.dynamo_tables.values() if t.imports)
+
+    def sources_of(self, target_table: str) -> tuple[TableSpec, ...]:
+        """The source tables whose rows go to `target_table`."""
+        return tuple(t for t in self.tables if t.target_table == target_table)
 
     def table(self, name: str) -> TableSpec:
         for t in self.tables:
@@ -210,10 +243,11 @@ def _describe(err: jsonschema.ValidationError) -> list[str]:
                 f"{where}: {inst!r} is not a plain MySQL identifier: use letters, digits, _ "
                 f"and $ (at most 64){fix}"
             ]
-        if "propertyNames" in err.relative_schema_path:
+        if "A-Za-z0-9_.-" in str(value):
+            what = "table" if "propertyNames" in err.relative_schema_path else "index"
             return [
-                f"{where}: {inst!r} is not a DynamoDB table name: use 3 to 255 letters, digits, "
-                "_, . and -"
+                f"{where}: {inst!r} is not a DynamoDB {what} name: use 3 to 255 letters, "
+                "digits, _, . and -"
             ]
         if list(err.absolute_path)[-1:] == ["transform"]:
             return [f"{where}: {inst!r} is not module:function: write it as my_module:my_function"]
@@ -242,6 +276,8 @@ def _describe(err: jsonschema.ValidationError) -> list[str]:
         last = _shape(err.absolute_path).rsplit(".", 1)[-1]
         hint = _EMPTY_HINTS.get(last, f"list at least {value}")
         return [f"{where}: [] is empty: {hint}" if not inst else f"{where}: too short: {hint}"]
+    if err.validator == "maxItems":
+        return [f"{where}: more than {value} entries: DynamoDB allows at most {value}"]
     if err.validator == "minProperties":
         hint = _EMPTY_HINTS.get(_shape(err.absolute_path), "add an entry")
         return [f"{where}: {{}} is empty: {hint}"]
@@ -362,6 +398,8 @@ def _semantic_problems(doc: dict[str, Any]) -> list[str]:
                 f"contract (pass them in {env} or a Secrets Manager secret)"
             )
     target = doc["target"]
+    if target["kind"] == "dynamodb":
+        found.extend(_import_problems(doc))
     seen_sources = {}
     seen_keys: dict[tuple, str] = {}
     for i, t in enumerate(doc["tables"]):
@@ -427,6 +465,53 @@ def _semantic_problems(doc: dict[str, Any]) -> list[str]:
     return found
 
 
+def _import_problems(doc: dict[str, Any]) -> list[str]:
+    """The import settings of each DynamoDB target table: capacity, indexes and their keys."""
+    found = []
+    for name, decl in doc["target"]["tables"].items():
+        where = f"$.target.tables.{name}"
+        imports = decl.get("load", "write") == "import"
+        provisioned = decl.get("billing_mode") == "PROVISIONED"
+        for k in ("gsis", "capacity"):
+            if k in decl and not imports:
+                found.append(
+                    f'{where}.{k}: only for a table that an import creates ("load": "import"); '
+                    "an existing table keeps its own: remove it"
+                )
+        if imports and provisioned and "capacity" not in decl:
+            found.append(
+                f"{where}.capacity: required with billing_mode PROVISIONED: give "
+                '{"read_units": ..., "write_units": ...}, or use PAY_PER_REQUEST'
+            )
+        if "capacity" in decl and not provisioned:
+            found.append(
+                f"{where}.capacity: only with billing_mode PROVISIONED: remove it, or set "
+                f"{where}.billing_mode to PROVISIONED"
+            )
+        # Attributes some entry of this table computes from a template (always strings).
+        computed = {decl["partition_key"], decl.get("sort_key")}
+        for t in doc["tables"]:
+            if t["target"].get("table") == name:
+                computed.update(t["target"].get("attributes", {}))
+        seen: dict[str, int] = {}
+        for i, g in enumerate(decl.get("gsis", [])):
+            if g["name"] in seen:
+                found.append(
+                    f"{where}.gsis[{i}].name: {g['name']!r} is also {where}.gsis[{seen[g['name']]}]: "
+                    "give each index its own name"
+                )
+            seen.setdefault(g["name"], i)
+            for k in ("partition_key", "sort_key"):
+                attr = g.get(k)
+                if attr and attr not in computed:
+                    found.append(
+                        f"{where}.gsis[{i}].{k}: no entry of table {name!r} computes attribute "
+                        f"{attr!r}: index keys are strings made by templates; add it to an entry's "
+                        f'target.attributes, as in {{"{attr}": "..."}}'
+                    )
+    return found
+
+
 def _literal_shape(text: str) -> tuple:
     """The literal skeleton of a template: equal skeletons mean keys of two entities can collide."""
     try:
@@ -449,6 +534,13 @@ def parse(doc: dict[str, Any]) -> Contract:
                 d["partition_key"],
                 d.get("sort_key"),
                 d.get("billing_mode", "PAY_PER_REQUEST"),
+                load=d.get("load", "write"),
+                gsis=tuple(
+                    Gsi(g["name"], g["partition_key"], g.get("sort_key")) for g in d.get("gsis", [])
+                ),
+                capacity=(d["capacity"]["read_units"], d["capacity"]["write_units"])
+                if "capacity" in d
+                else None,
             )
             for name, d in target.get("tables", {}).items()
         }
@@ -477,6 +569,7 @@ def parse(doc: dict[str, Any]) -> Contract:
                 on_conflict=tgt.get("on_conflict", "replace"),
                 types=dict(tgt.get("types", {})),
                 transform=t.get("transform"),
+                path=t.get("path"),
             )
         )
     return Contract(

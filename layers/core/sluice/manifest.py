@@ -26,9 +26,18 @@ def _page_sk(ref: PageRef) -> str:
 
 @dataclass(slots=True)
 class TableProgress:
+    """One source table's pages and rows.
+
+    On the import way (`load` "import") a page is done once transformed: its items wait in S3
+    for the one ImportTable of its target table, and its rows count as loaded only when that
+    import has COMPLETED with every item imported and no error (`import_status`).
+    """
+
     table: str
     target_table: str = ""
     path: str = "lambda"
+    load: str = "write"
+    import_status: str | None = None
     pages: int = 0
     status_counts: dict[str, int] = field(default_factory=dict)
     extracted: int = 0
@@ -41,7 +50,11 @@ class TableProgress:
 
     @property
     def pages_loaded(self) -> int:
-        return self.status_counts.get("loaded", 0)
+        """Pages at their last stage: loaded, or on the import way transformed."""
+        done = self.status_counts.get("loaded", 0)
+        if self.load == "import":
+            done += self.status_counts.get("transformed", 0)
+        return done
 
     @property
     def done(self) -> bool:
@@ -58,6 +71,8 @@ class TableProgress:
             "table": self.table,
             "target_table": self.target_table,
             "path": self.path,
+            "load": self.load,
+            "import_status": self.import_status,
             "pages": self.pages,
             "pages_loaded": self.pages_loaded,
             "extracted": self.extracted,
@@ -176,6 +191,28 @@ class Manifest:
             ExpressionAttributeValues=values,
         )
 
+    # ---------------------------------------------------------------- imports
+    def record_import(self, run_id: str, target_table: str, **fields) -> None:
+        """Set fields of a target table's import item (status, ARN, counts...): SET only, so
+        writing the same description twice changes nothing."""
+        fields = {"target_table": target_table, "updated_at": _num(time.time()), **fields}
+        names = {f"#f{i}": k for i, k in enumerate(fields)}
+        values = {f":v{i}": _plain_number(v) for i, v in enumerate(fields.values())}
+        self.table.update_item(
+            Key={"pk": _pk(run_id), "sk": _import_sk(target_table)},
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def imports(self, run_id: str) -> dict[str, dict]:
+        """Each import-way target table's import item, by table name (numbers as int)."""
+        return {
+            it["target_table"]: {k: _from_number(v) for k, v in it.items() if k not in ("pk", "sk")}
+            for it in self.items(run_id)
+            if it["sk"].startswith("IMPORT#")
+        }
+
     # ---------------------------------------------------------------- reads
     def items(self, run_id: str) -> list[dict]:
         out, kwargs = [], {"KeyConditionExpression": Key("pk").eq(_pk(run_id))}
@@ -191,13 +228,17 @@ class Manifest:
 
     def progress(self, run_id: str) -> dict[str, TableProgress]:
         tables: dict[str, TableProgress] = {}
+        imports: dict[str, dict] = {}
         for it in self.items(run_id):
             sk = it["sk"]
-            if sk.startswith("TABLE#"):
+            if sk.startswith("IMPORT#"):
+                imports[it["target_table"]] = it
+            elif sk.startswith("TABLE#"):
                 t = tables.setdefault(it["table"], TableProgress(it["table"]))
                 t.pages = int(it["pages"])
                 t.target_table = it.get("target_table", "")
                 t.path = it.get("path", "lambda")
+                t.load = it.get("load", "write")
             elif sk.startswith("PAGE#"):
                 t = tables.setdefault(it["table"], TableProgress(it["table"]))
                 st = it["status"]
@@ -222,7 +263,45 @@ class Manifest:
                             "attempts": int(it.get("attempts", 0)),
                         }
                     )
+        for t in tables.values():
+            if t.load == "import":
+                _apply_import(t, imports.get(t.target_table))
         return tables
+
+
+def import_succeeded(imp: dict | None) -> bool:
+    """An import brought every staged item in: COMPLETED, no error, imported = expected."""
+    return bool(
+        imp
+        and imp.get("status") == "COMPLETED"
+        and int(imp.get("errors", 0)) == 0
+        and int(imp.get("imported", -1)) == int(imp.get("expected", -2))
+    )
+
+
+def _apply_import(t: TableProgress, imp: dict | None) -> None:
+    """An import-way table's rows are loaded once its target's import succeeded, not before."""
+    t.import_status = imp.get("status") if imp else None
+    t.loaded = t.transformed if import_succeeded(imp) else 0
+    if imp and imp.get("ended_at") is not None and t.loaded:
+        t.last_loaded = float(imp["ended_at"])
+
+
+def _import_sk(target_table: str) -> str:
+    return f"IMPORT#{target_table}"
+
+
+def _plain_number(v):
+    """Floats become Decimal (the DynamoDB resource refuses floats); the rest as given."""
+    return _num(v) if isinstance(v, float) else v
+
+
+def _from_number(v):
+    from decimal import Decimal
+
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    return v
 
 
 def _num(x: float):

@@ -227,9 +227,12 @@ def render_status(st: RunStatus) -> str:
         frac = t.pages_loaded / t.pages if t.pages else 1.0
         filled = int(frac * BAR_WIDTH)
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        imported = (
+            f"  (Import from S3: {t.import_status or 'not started'})" if t.load == "import" else ""
+        )
         lines.append(
             f"  {name:<24.24} [{bar}] {t.pages_loaded:>5}/{t.pages:<5} pages  "
-            f"{t.loaded:>10,} rows loaded  {t.rejected:>7,} rejected"
+            f"{t.loaded:>10,} rows loaded  {t.rejected:>7,} rejected{imported}"
         )
         for p in t.failed_pages:
             state = "FAILED" if p["status"] == "failed" else f"retrying ({p['status']})"

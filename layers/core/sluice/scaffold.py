@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .db import ConnInfo
@@ -88,11 +89,14 @@ def starter_contract(conn, info: ConnInfo, target: str) -> dict[str, Any]:
             "url": f"mysql://{info.user}@{info.host}:{info.port}/{database}",
         },
     }
+    notes = []
     if target == "dynamodb":
         table = database if len(database) >= 3 else f"{database}-items"
+        load, why = proposed_load(table)
+        notes.append(why)
         doc["target"] = {
             "kind": "dynamodb",
-            "tables": {table: {"partition_key": "PK", "sort_key": "SK"}},
+            "tables": {table: {"partition_key": "PK", "sort_key": "SK", "load": load}},
         }
         doc["tables"] = [_dynamo_entry(name, src, key, table) for name, src, key in entries]
     else:
@@ -116,9 +120,35 @@ def starter_contract(conn, info: ConnInfo, target: str) -> dict[str, Any]:
             for name, src, key in entries
         ]
     doc["defaults"] = {"page_size": 10000}
+    if notes:
+        doc["notes"] = notes
     if skipped:
         doc["skipped"] = skipped
     return doc
+
+
+def proposed_load(table: str) -> tuple[str, str]:
+    """How items should reach the new table `table`: ("import" | "write", why).
+
+    Import from S3 is the cheaper way into a table that does not exist yet (see `sluice plan
+    --estimate`), and the only one that uses no write capacity. `init` works offline, without
+    AWS credentials, so it cannot ask the account whether the table exists: it proposes
+    "import" and says so. With AWS_ENDPOINT_URL_DYNAMODB set (DynamoDB Local, an emulator)
+    it keeps "write": a local run's import reads the staging bucket of its own in-process
+    emulator, which no endpoint can see.
+    """
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    if endpoint:
+        return "write", (
+            f'table {table}: "load": "write" (BatchWriteItem), since items go to the '
+            f"endpoint {endpoint}, which cannot import from a local run's staging bucket"
+        )
+    return "import", (
+        f'table {table}: "load": "import" proposed, as for a table that does not exist yet: '
+        "Import from S3 creates it without using write capacity and costs less (`sluice plan "
+        "--estimate`). sluice init did not check your AWS account: if the table exists, set "
+        f'$.target.tables.{table}.load to "write"'
+    )
 
 
 def _dynamo_entry(name: str, src: SourceTable, key: list[str], table: str) -> dict:

@@ -1,4 +1,5 @@
-"""The pipeline's stages, one function each: plan, extract, transform, load, progress, verify.
+"""The pipeline's stages, one function each: plan, extract, transform, load, progress, import,
+verify.
 
 Handlers call exactly one of these. Each stage reads what the previous one wrote (the plan,
 a staged page, the manifest) and nothing else.
@@ -7,27 +8,30 @@ a staged page, the manifest) and nothing else.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 
 import pyarrow as pa
+from botocore.exceptions import ClientError
 
-from . import db, staging, transform, user_transform
+from . import bulk, db, ddb_import, staging, transform, user_transform
 from .aws import client, region
 from .config import Settings
 from .contract import Contract, from_json
 from .contract import parse as parse_contract
 from .errors import PageError, SluiceError
 from .keys import PageRange, cut_pages
-from .manifest import Manifest
-from .source import SourceTable, decode_key, introspect, read_page
+from .manifest import Manifest, import_succeeded
+from .source import SourceTable, decode_key, introspect, page_query, read_page, rows_to_batch
 from .staging import PageRef
 from .targets import dynamodb as ddb_target
 from .targets import mysql as mysql_target
 from .types import arrow_schema
 from .validate import check_against_source
+from .verify import shared_keys, show_key
 
 SQS_BATCH = 10
 
@@ -119,6 +123,22 @@ def _dynamo_clients(endpoint_url: str | None):
     return ddb_target.make_client(endpoint_url, region())
 
 
+def _dynamo_writer(contract: Contract):
+    """The fast HTTP writer wherever DynamoDB is reachable over HTTP (AWS, DynamoDB Local, an
+    emulator server); the SDK client only for the local runtime's in-process emulator, which
+    says so with SLUICE_DYNAMODB_SENDER=sdk."""
+    if contract.endpoint_url or os.environ.get("SLUICE_DYNAMODB_SENDER", "http") != "sdk":
+        return _http_writers(contract.endpoint_url or None)
+    return _dynamo_client(contract)
+
+
+@lru_cache(maxsize=4)
+def _http_writers(endpoint_url: str | None):
+    from .targets.dynamodb_http import HttpBatchWriter
+
+    return HttpBatchWriter(region(), endpoint_url)
+
+
 def reset_caches() -> None:
     """Forget what this process cached (contracts, tables, plans, clients, connections): for
     tests and the local runtime, which reuse one process as many cold starts."""
@@ -128,6 +148,7 @@ def reset_caches() -> None:
         _item_plan,
         _manifest,
         _dynamo_clients,
+        _http_writers,
         _target_columns,
     ):
         cached.cache_clear()
@@ -169,32 +190,42 @@ def plan_run(ctx: Context, event: dict) -> dict:
     )
 
     raw = _connection("source", contract, raw=True)
-    tables, pages, entries = [], [], []
+    tables, pages, entries, bulk_runs = [], [], [], []
     for spec in contract.tables:
         ranges = cut_pages(raw, contract.source_database, spec.source, spec.key, spec.page_size)
-        path = (
+        path = spec.path or (
             "bulk"
             if sources[spec.source].estimated_rows > contract.bulk_threshold_rows
             else "lambda"
         )
+        if path == "bulk" and ranges:
+            # The Glue job gets the ranges from S3; its pages get no Lambda page messages.
+            key = bulk.ranges_key(run_id, spec.source)
+            doc = bulk.ranges_document(run_id, spec.source, ranges)
+            ctx.put(key, json.dumps(doc).encode(), "application/json")
+            bulk_runs.append({"table": spec.source, "ranges_key": key})
         tables.append(
             {
                 "table": spec.source,
                 "target_table": spec.target_table,
                 "pages": len(ranges),
                 "path": path,
+                "load": _load_way(contract, spec.target_table),
                 "estimated_rows": sources[spec.source].estimated_rows,
             }
         )
         for r in ranges:
             ref = PageRef(run_id, spec.source, r.page)
             pages.append((ref, r.to_dict()))
+            if path == "bulk":
+                continue
             entries.append(
                 {
                     "Id": f"p{len(entries) % SQS_BATCH}",
                     "MessageBody": json.dumps({**ref.to_dict(), "lo": r.lo, "hi": r.hi}),
                 }
             )
+    _refuse_too_many_import_objects(contract, tables)
     batches = [{"Entries": entries[i : i + SQS_BATCH]} for i in range(0, len(entries), SQS_BATCH)]
     ctx.put(staging.plan_batches_key(run_id), json.dumps(batches).encode(), "application/json")
     ctx.manifest.record_plan(
@@ -210,9 +241,31 @@ def plan_run(ctx: Context, event: dict) -> dict:
         "page_count": len(pages),
         "batch_count": len(batches),
         "tables": tables,
+        # One Glue job run per bulk table (the state machine's BulkTables map).
+        "bulk": bulk_runs,
+        "bulk_count": len(bulk_runs),
+        # The state machine imports after the pages when this is above 0.
+        "import_count": len(contract.import_tables),
         "started_at": time.time(),
         "poll_seconds": int(event.get("poll_seconds", ctx.settings.poll_seconds)),
     }
+
+
+def _load_way(contract: Contract, target_table: str) -> str:
+    table = contract.dynamo_tables.get(target_table)
+    return table.load if table else "write"
+
+
+def _refuse_too_many_import_objects(contract: Contract, tables: list[dict]) -> None:
+    """One import reads at most 50,000 objects, and the import way stages one per page."""
+    for table in contract.import_tables:
+        pages = sum(t["pages"] for t in tables if t["target_table"] == table.name)
+        if pages > ddb_import.MAX_OBJECTS:
+            raise SluiceError(
+                f"DynamoDB table {table.name}: {pages:,} pages, but one import reads at most "
+                f"{ddb_import.MAX_OBJECTS:,} S3 objects (one a page): raise page_size in "
+                "$.defaults or its tables' entries"
+            )
 
 
 def _refuse_reused_run_id(ctx: Context, run_id: str, contract: Contract) -> None:
@@ -258,7 +311,9 @@ def _prepare_targets(
         }
     ddb = _dynamo_client(contract)
     for table in contract.dynamo_tables.values():
-        if ctx.settings.create_missing_tables:
+        if table.imports:
+            _refuse_existing_import_table(ddb, table)
+        elif ctx.settings.create_missing_tables:
             ddb_target.ensure_table(ddb, table)
         else:
             try:
@@ -269,6 +324,19 @@ def _prepare_targets(
                     f"{table.partition_key}/{table.sort_key}) before the run"
                 ) from exc
     return {}
+
+
+def _refuse_existing_import_table(ddb, table) -> None:
+    """Import from S3 creates its table: a table of that name already there would make the
+    import fail after every page was extracted, so the plan refuses it first."""
+    try:
+        ddb.describe_table(TableName=table.name)
+    except ddb.exceptions.ResourceNotFoundException:
+        return
+    raise SluiceError(
+        f'DynamoDB table {table.name} exists, but "load": "import" creates its table: set '
+        f'$.target.tables.{table.name}.load to "write" to write into it, or delete it first'
+    )
 
 
 # ---------------------------------------------------------------- extract
@@ -317,8 +385,32 @@ def _target_columns(bucket: str, run_id: str) -> dict[str, list[str]]:
     return json.loads(body)
 
 
+def _user_transformed(bucket: str, run_id: str, spec, page: pa.Table):
+    """The page after the contract's own module:function, if it names one: (page, rejected)."""
+    if not spec.transform:
+        return page, transform.NO_REJECTS
+    columns = _target_columns(bucket, run_id).get(spec.target_table)
+    templates = [spec.partition_key, spec.sort_key, *spec.attributes.values()]
+    named = sorted({c for t in templates if t for c in t.columns})
+    return user_transform.apply(spec.transform, page, spec.key, columns, named)
+
+
+def _dynamodb_items(bucket: str, run_id: str, spec, page: pa.Table):
+    """A source page as DynamoDB items: (item lines, rejected rows, item keys). The transform
+    stage and verification's read-back both use it, so both make the same items."""
+    page, rejected = _user_transformed(bucket, run_id, spec, page)
+    kinds = tuple(transform.page_kinds(page).items())
+    plan = _item_plan(bucket, run_id, spec.source, kinds)
+    lines, refused, keys = transform.to_dynamodb_items(page, plan, with_keys=True)
+    return lines, rejected + refused, keys
+
+
 def transform_page(ctx: Context, key: str) -> dict:
-    """Apply the contract to an extracted page: target rows or items, plus rejected rows."""
+    """Apply the contract to an extracted page: target rows or items, plus rejected rows.
+
+    Items for a table that an import creates go under that table's import prefix, whose
+    suffix no S3 notification matches: those pages are done here, and the import loads them.
+    """
     started = time.time()
     ref, stage = PageRef.from_key(key)
     if stage != staging.EXTRACTED:
@@ -326,27 +418,29 @@ def transform_page(ctx: Context, key: str) -> dict:
     contract = _contract_for(ctx.settings.bucket, ref.run_id)
     spec = contract.table(ref.table)
     page = staging.read_arrow(ctx.get(key))
-    rejected = transform.NO_REJECTS
-    if spec.transform:
-        columns = _target_columns(ctx.settings.bucket, ref.run_id).get(spec.target_table)
-        templates = [spec.partition_key, spec.sort_key, *spec.attributes.values()]
-        named = sorted({c for t in templates if t for c in t.columns})
-        page, rejected = user_transform.apply(spec.transform, page, spec.key, columns, named)
+    out_key, imports = ref.key(staging.TRANSFORMED, contract.target_kind), False
     if contract.target_kind == "mysql":
+        page, rejected = _user_transformed(ctx.settings.bucket, ref.run_id, spec, page)
         rows = transform.to_mysql_rows(page, spec)
         body, n = staging.write_arrow(rows.schema, rows.to_batches())
     else:
-        kinds = tuple(transform.page_kinds(page).items())
-        plan = _item_plan(ctx.settings.bucket, ref.run_id, ref.table, kinds)
-        lines, refused, keys = transform.to_dynamodb_items(page, plan, with_keys=True)
-        rejected = rejected + refused
+        lines, rejected, keys = _dynamodb_items(ctx.settings.bucket, ref.run_id, spec, page)
         body_keys, _ = staging.write_arrow(keys.schema, keys.to_batches())
         ctx.put(ref.key(staging.KEYS), body_keys)
         body, n = staging.gzip_lines(lines), len(lines)
+        if contract.dynamo_tables[spec.target_table].imports:
+            out_key, imports = ref.import_key(spec.target_table), True
     if len(rejected):
         ctx.put(ref.key(staging.REJECTED), rejected.to_jsonl(), "application/x-ndjson")
-    ctx.manifest.advance(ref, "transformed", {"transformed": n, "rejected": len(rejected)})
-    ctx.put(ref.key(staging.TRANSFORMED, contract.target_kind), body)
+    counts = {"transformed": n, "rejected": len(rejected)}
+    if imports:
+        # Done means in S3: the import starts once every page is done, so the object first.
+        ctx.put(out_key, body)
+        ctx.manifest.advance(ref, "transformed", counts)
+    else:
+        # The manifest moves before the object lands: its S3 event starts the load.
+        ctx.manifest.advance(ref, "transformed", counts)
+        ctx.put(out_key, body)
     return {
         "page": ref.label,
         "rows": n,
@@ -380,7 +474,7 @@ def load_page(ctx: Context, key: str) -> dict:
         key_names = [k for k in (table.partition_key, table.sort_key) if k]
         lines = staging.gunzip_lines(data)
         n, rejected = ddb_target.write_page_items(
-            _dynamo_client(contract), spec.target_table, lines, key_names
+            _dynamo_writer(contract), spec.target_table, lines, key_names
         )
     if len(rejected):
         ctx.put(ref.key(staging.LOAD_REJECTED), rejected.to_jsonl(), "application/x-ndjson")
@@ -411,8 +505,15 @@ def dlq_depths(ctx: Context) -> dict[str, int]:
 
 
 def progress(ctx: Context, event: dict) -> dict:
-    """Where the run stands: `done` when every page is loaded, `failed` when a page cannot be."""
+    """Where the run stands: `done` when every page is loaded, `failed` when a page cannot be.
+
+    With `bulk_failed` ({table, error, cause}: a bulk table's Glue job run failed), that
+    table's unfinished pages are marked failed first, so the run ends instead of waiting."""
     run_id = event["run_id"]
+    if failure := event.get("bulk_failed"):
+        bulk.fail_unfinished(
+            ctx.manifest, run_id, failure["table"], bulk.job_failure_reason(failure)
+        )
     tables = ctx.manifest.progress(run_id)
     depths = dlq_depths(ctx)
     failed_pages = sum(
@@ -439,6 +540,173 @@ def progress(ctx: Context, event: dict) -> dict:
     }
 
 
+# ---------------------------------------------------------------- import
+
+
+def start_imports(ctx: Context, event: dict) -> dict:
+    """Start Import from S3 for each target table that an import creates (every page staged).
+
+    A table whose items share a key across pages or source tables is refused before anything
+    is created: an import would silently keep one item of each key (the write way reports
+    them at verification instead). Safe to run again for the same run, as a retried task or
+    a later resume does: an import running or done is kept, one that failed is started again
+    under a new client token, from the items already staged (nothing is extracted again).
+    Returns the fields the state machine routes on (see `check_imports`).
+    """
+    run_id = event["run_id"]
+    contract = _contract_for(ctx.settings.bucket, run_id)
+    ddb = _dynamo_client(contract)
+    progress = ctx.manifest.progress(run_id)
+    imports = ctx.manifest.imports(run_id)
+    for table in contract.import_tables:
+        prev = imports.get(table.name) or {}
+        if prev.get("status") == ddb_import.IN_PROGRESS or import_succeeded(prev):
+            continue
+        failure = _start_import(ctx, contract, ddb, table, run_id, progress, prev)
+        if failure:
+            return _imports_result(ctx, run_id, contract, failure)
+    return _imports_result(ctx, run_id, contract)
+
+
+def _start_import(ctx: Context, contract: Contract, ddb, table, run_id: str, progress, prev):
+    """Start one table's import; returns (error, cause) when it cannot start, else None."""
+    bucket, prefix = ctx.settings.bucket, staging.import_prefix(run_id, table.name)
+    sources = {s.source for s in contract.sources_of(table.name)}
+    clashes = shared_keys(
+        contract, lambda t: _item_keys_of(ctx, run_id, t) if t in sources else None
+    ).get(table.name)
+    if clashes:
+        shown = "; ".join(
+            f"key {show_key(c['key'])}: " + ", ".join(f"{t}({k})" for t, k in c["rows"])
+            for c in clashes[:10]
+        )
+        more = f"; and {len(clashes) - 10} more keys" if len(clashes) > 10 else ""
+        cause = (
+            f"DynamoDB table {table.name}: {len(clashes)} item keys are each made by more than "
+            f"one row, and an import would keep one of each silently, so nothing was imported: "
+            f"{shown}{more}. Give each entity a key of its own in its templates"
+        )
+        ctx.manifest.record_import(run_id, table.name, status="REFUSED", failure=cause)
+        return "DuplicateKeys", cause
+    expected = sum(p.transformed for p in progress.values() if p.target_table == table.name)
+    if expected == 0:
+        # No page staged an item (the source tables are empty): import an empty object, so
+        # the table is created all the same.
+        ctx.put(
+            f"{prefix}empty{staging.SUFFIX[staging.IMPORT]}",
+            staging.gzip_lines(pa.array([], pa.binary())),
+        )
+    # An ended import leaves its ARN: the next attempt needs a token of its own. Without one,
+    # an earlier start may have happened unrecorded: the same token finds it again.
+    attempt = int(prev.get("attempt", 0)) + 1 if prev.get("import_arn") else 1
+    token = ddb_import.client_token(run_id, table.name, attempt)
+    try:
+        state = ddb_import.start(ddb, table, bucket, prefix, token)
+    except ddb.exceptions.ResourceInUseException as exc:
+        return "ImportNotStarted", (
+            f"DynamoDB table {table.name} exists, so the import of s3://{bucket}/{prefix} "
+            f"cannot create it ({exc.response['Error'].get('Message', exc)}): delete the table "
+            "(an earlier failed import may have left it), then import again"
+        )
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        return "ImportNotStarted", (
+            f"DynamoDB refused to import s3://{bucket}/{prefix} into table {table.name}: "
+            f"{err.get('Code')}: {err.get('Message')}"
+        )
+    ctx.manifest.record_import(
+        run_id,
+        table.name,
+        **state.to_fields(),
+        bucket=bucket,
+        prefix=prefix,
+        client_token=token,
+        attempt=attempt,
+        expected=expected,
+        started_at=time.time(),
+    )
+    return None
+
+
+def check_imports(ctx: Context, event: dict) -> dict:
+    """Where the run's imports stand: the manifest updated from DescribeImport.
+
+    Returns plain fields for the state machine: `done` (every import brought all its items
+    in), `failed` with `error` and `cause` (the import's own failure and its S3 prefix).
+    """
+    run_id = event["run_id"]
+    contract = _contract_for(ctx.settings.bucket, run_id)
+    ddb = _dynamo_client(contract)
+    imports = ctx.manifest.imports(run_id)
+    failure = None
+    for table in contract.import_tables:
+        rec = imports.get(table.name)
+        if not rec or not rec.get("import_arn"):
+            failure = failure or (
+                "ImportNotStarted",
+                f"DynamoDB table {table.name}: no import was started for run {run_id}",
+            )
+            continue
+        if rec["status"] == ddb_import.IN_PROGRESS:
+            fields = ddb_import.describe(ddb, rec["import_arn"]).to_fields()
+            if fields["status"] in ddb_import.ENDED:
+                fields["ended_at"] = time.time()
+            ctx.manifest.record_import(run_id, table.name, **fields)
+            rec = {**rec, **fields}
+        if rec["status"] in ddb_import.ENDED and not import_succeeded(rec):
+            failure = failure or ("ImportFailed", _import_failure(table.name, rec))
+    started = float(event.get("started_at") or time.time())
+    if failure is None and time.time() - started > ctx.settings.run_timeout_seconds:
+        failure = (
+            "ImportTimedOut",
+            f"imports still running after {ctx.settings.run_timeout_seconds} s (the run's limit): "
+            + ", ".join(f"{n} {r.get('status')}" for n, r in sorted(imports.items())),
+        )
+    return _imports_result(ctx, run_id, contract, failure)
+
+
+def _import_failure(name: str, rec: dict) -> str:
+    where = f"s3://{rec.get('bucket')}/{rec.get('prefix')}"
+    how = rec.get("failure") or (
+        f"{rec.get('errors', 0)} items failed" if rec.get("errors") else "items are missing"
+    )
+    logs = f"; its log group: {rec['log_group']}" if rec.get("log_group") else ""
+    return (
+        f"DynamoDB import of table {name} from {where} ended {rec['status']}: {how} "
+        f"(processed {rec.get('processed', 0):,}, imported {rec.get('imported', 0):,} of "
+        f"{rec.get('expected', 0):,} items, {rec.get('errors', 0):,} errors{logs}). The staged "
+        f"items stay under {where}: fix the cause, delete table {name} if the import left it, "
+        "and import again for this run (no page is extracted again)"
+    )
+
+
+def _imports_result(ctx: Context, run_id: str, contract: Contract, failure=None) -> dict:
+    imports = ctx.manifest.imports(run_id)
+    names = [t.name for t in contract.import_tables]
+    if failure:
+        ctx.manifest.set_run(
+            run_id,
+            status="failed",
+            verdict=f"{failure[0]}: {failure[1]}",
+            finished_at=_decimal(time.time()),
+        )
+    return {
+        "run_id": run_id,
+        "count": len(names),
+        "done": failure is None and all(import_succeeded(imports.get(n)) for n in names),
+        "failed": failure is not None,
+        "error": failure[0] if failure else None,
+        "cause": failure[1] if failure else None,
+        "tables": {
+            n: {k: imports.get(n, {}).get(k) for k in ("status", "imported", "expected", "errors")}
+            for n in names
+        },
+    }
+
+
+# ---------------------------------------------------------------- verify
+
+
 def _item_keys_of(ctx: Context, run_id: str, table: str) -> pa.Table | None:
     """Every item key the transform wrote for a source table (None if it wrote none)."""
     prefix = f"runs/{run_id}/{staging.KEYS}/{table}/"
@@ -450,11 +718,62 @@ def _item_keys_of(ctx: Context, run_id: str, table: str) -> pa.Table | None:
     return pa.concat_tables([staging.read_arrow(ctx.get(k)) for k in pages]) if pages else None
 
 
+SAMPLE_PAGES = 3  # first, middle and last page of a table
+SAMPLE_ROWS_PER_PAGE = 4
+
+
+def _page_ranges(ctx: Context, run_id: str) -> dict[str, list[dict]]:
+    """Each source table's planned key ranges, in page order."""
+    out: dict[str, list[dict]] = {}
+    for it in ctx.manifest.items(run_id):
+        if it["sk"].startswith("PAGE#"):
+            out.setdefault(it["table"], []).append(json.loads(it["range"]))
+    return {t: sorted(r, key=lambda x: int(x["page"])) for t, r in out.items()}
+
+
+def _sample_items(ctx: Context, contract: Contract, run_id: str, spec, ranges: list[dict]):
+    """Items made afresh from a few source rows (the first rows of the first, middle and last
+    page), by the same code as the transform stage: what the target must hold for them."""
+    if not ranges:
+        return []
+    picks = {int(r["page"]): r for r in (ranges[0], ranges[len(ranges) // 2], ranges[-1])}
+    src = _source_table(ctx.settings.bucket, run_id, spec.source)
+    raw = _connection("source", contract, raw=True)
+    schema = arrow_schema(src.columns)
+    parts = []
+    for r in list(picks.values())[:SAMPLE_PAGES]:
+        # The page's own query (same columns, same typing), cut to its first rows.
+        sql, params = page_query(
+            contract.source_database,
+            src,
+            spec.key,
+            decode_key(r.get("lo")),
+            decode_key(r.get("hi")),
+        )
+        with raw.cursor() as cur:
+            cur.execute(f"{sql} LIMIT {SAMPLE_ROWS_PER_PAGE}", params)
+            rows = cur.fetchall()
+        if rows:
+            parts.append(rows_to_batch(rows, src.columns, schema, src.name))
+    if not parts:
+        return []
+    page = pa.Table.from_batches(parts, schema=schema)
+    lines, _, _ = _dynamodb_items(ctx.settings.bucket, run_id, spec, page)
+    return lines.to_pylist()
+
+
 def verify_run(ctx: Context, event: dict) -> dict:
     from .verify import verify
 
     run_id = event["run_id"]
     contract = _contract_for(ctx.settings.bucket, run_id)
+    samples = None
+    if contract.import_tables:
+        ranges = _page_ranges(ctx, run_id)
+
+        def samples(spec):
+            return _sample_items(ctx, contract, run_id, spec, ranges.get(spec.source, []))
+
     report = verify(
         contract,
         ctx.manifest.progress(run_id),
@@ -464,6 +783,8 @@ def verify_run(ctx: Context, event: dict) -> dict:
         item_keys=(lambda table: _item_keys_of(ctx, run_id, table))
         if contract.target_kind == "dynamodb"
         else None,
+        imports=ctx.manifest.imports(run_id) if contract.import_tables else None,
+        samples=samples,
     )
     ctx.put(
         f"runs/{run_id}/verify.json",

@@ -17,6 +17,7 @@ import pyarrow.ipc as ipc
 EXTRACTED, TRANSFORMED, REJECTED = "extracted", "transformed", "rejected"
 LOAD_REJECTED = "load-rejected"  # rows the target refused; stored under rejected/ too
 KEYS = "keys"  # each DynamoDB item's key beside its source row's, for duplicate detection
+IMPORT = "import"  # items for Import from S3, one prefix per target table
 # Suffixes, not prefixes, tell the stages apart in S3 notifications: keys are
 # runs/<run>/<stage>/..., and a prefix filter cannot skip the run id.
 SUFFIX = {
@@ -26,6 +27,8 @@ SUFFIX = {
     REJECTED: ".rejected.jsonl",
     LOAD_REJECTED: ".load.rejected.jsonl",
     KEYS: ".keys.arrow",
+    # Matches no notification suffix above: nothing loads these pages; ImportTable reads them.
+    IMPORT: ".import.json.gz",
 }
 _KEY = re.compile(
     r"^runs/(?P<run>[A-Za-z0-9_.-]+)/(?P<stage>extracted|transformed|rejected|keys)/"
@@ -51,6 +54,11 @@ class PageRef:
         folder = REJECTED if stage == LOAD_REJECTED else stage
         return f"runs/{self.run_id}/{folder}/{self.table}/p{self.page:06d}{suffix}"
 
+    def import_key(self, target_table: str) -> str:
+        """Where this page's items wait for Import from S3: under its target table's prefix
+        (one import reads every source table of that table), named by source table and page."""
+        return f"{import_prefix(self.run_id, target_table)}{self.table}-p{self.page:06d}{SUFFIX[IMPORT]}"
+
     @property
     def label(self) -> str:
         return f"{self.table}#{self.page}"
@@ -73,6 +81,13 @@ class PageRef:
 
 def run_prefix(run_id: str) -> str:
     return f"runs/{run_id}/"
+
+
+def import_prefix(run_id: str, target_table: str) -> str:
+    """The S3 prefix one ImportTable reads: every staged item of `target_table` in this run.
+
+    The trailing slash keeps table `shop` from also reading `shop2`'s objects."""
+    return f"runs/{run_id}/{IMPORT}/{target_table}/"
 
 
 def contract_key(run_id: str) -> str:

@@ -1,10 +1,32 @@
-"""The one place that touches moto internals: Lambda invocations dispatched in-process.
+"""The one place that touches moto internals: three hooks the local runtime needs.
 
-moto's Step Functions interpreter invokes Lambda Task states through moto's Lambda backend,
-which ends in `moto.awslambda.models.LambdaFunction.invoke(self, body, request_headers,
-response_headers)`. Replacing that method routes every invocation to a Python callable
-(the real handler), keyed by function name. tests/unit/test_moto_hooks.py fails loudly if a
-moto upgrade moves it.
+1. Lambda invocations dispatched in-process. moto's Step Functions interpreter invokes
+   Lambda Task states through moto's Lambda backend, which ends in
+   `moto.awslambda.models.LambdaFunction.invoke(self, body, request_headers,
+   response_headers)`. Replacing that method routes every invocation to a Python callable
+   (the real handler), keyed by function name.
+2. ImportTable items read as JSON. moto 5.2.5's import
+   (`moto.dynamodb.models.table_import.TableImport._process_s3_files`) parses the staged
+   DynamoDB JSON with py_partiql_parser's JsonParser, which leaves string escapes undecoded:
+   `\\n` stays two characters and `\\"` ends the string. DynamoDB's import decodes them, so
+   without this hook a local import corrupts every string holding a quote, a backslash or a
+   control character (Sluice's read-back verification catches it). The hook parses each line
+   with json.loads and otherwise does what moto does.
+3. Glue job runs executed in-process. `glue:startJobRun.sync` calls moto's StartJobRun, which
+   ends in `moto.glue.models.FakeJob.start_job_run(self, **kwargs)` returning the run's id,
+   then polls GetJobRun every 0.5 s until the run's `JobRunState` is terminal. A `FakeJobRun`
+   is a `ManagedState` that moto advances by itself (STARTING, RUNNING, SUCCEEDED); a routed
+   run is pinned instead (its `_status`, with `_transitions` leading nowhere else) and moved
+   by the job's own outcome. And moto 5.2.5's Step Functions ends every glue .sync task in
+   States.Runtime once the run is over: its callback code calls `interrupt_all()` on a
+   callback endpoint that exists only for services that also support .waitForTaskToken,
+   which its Glue service does not claim. While routes are active, that service's
+   supported patterns (`state_task_service_glue._SUPPORTED_INTEGRATION_PATTERNS`, the set
+   every instance shares) include WaitForTaskToken, so the endpoint exists and the task
+   ends with the run's own state (tests/unit/test_moto_glue_hooks.py).
+
+tests/unit/test_moto_hooks.py fails loudly if a moto upgrade moves either, and tells when
+moto's own import stops needing the second.
 """
 
 from __future__ import annotations
@@ -16,6 +38,15 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 from moto.awslambda import models as _lambda_models
+from moto.core.utils import gzip_decompress
+from moto.dynamodb.models import table_import as _table_import
+from moto.glue import models as _glue_models
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_glue as _sfn_glue,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
+    ResourceCondition as _Condition,
+)
 
 Invoke = Callable[[str, dict], object]
 _lock = threading.Lock()
@@ -56,3 +87,141 @@ def lambda_routes(routes: dict[str, Invoke]):
                 _routes.pop(name, None)
             if not _routes:
                 _lambda_models.LambdaFunction.invoke = _original
+
+
+# ---------------------------------------------------------------- ImportTable items
+
+_original_import = _table_import.TableImport._process_s3_files
+_import_users = 0
+
+
+def _process_s3_files_as_json(self, s3_backend, bucket) -> None:
+    """moto's TableImport._process_s3_files, with each line parsed by json.loads."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    dynamo = dynamodb_backends[self.account_id][self.region_name]
+    self.table = dynamo.create_table(
+        name=self.table_name,
+        billing_mode=self.billing_mode,
+        throughput=self.throughput,
+        schema=self.key_schema,
+        global_indexes=self.global_indexes,
+        indexes=None,
+        attr=self.attrs,
+        sse_specification=None,
+        streams=None,
+        tags=[],
+        deletion_protection_enabled=False,
+        warm_throughput=None,
+    )
+    keys, _, _, _ = s3_backend.list_objects(
+        bucket,
+        prefix=self.s3_source.get("S3KeyPrefix"),
+        delimiter=None,
+        marker=None,
+        max_keys=None,
+    )
+    for key in keys:
+        content = gzip_decompress(key.value) if self.compression_type == "GZIP" else key.value
+        for line in content.splitlines():
+            if not line.strip():
+                continue
+            self.processed_count += 1
+            self.processed_bytes += len(line)
+            try:
+                self.table.put_item(item_attrs=json.loads(line)["Item"])
+                self.imported_count += 1
+            except Exception as e:  # as moto: an item's error is counted, the import goes on
+                self.failure_message = str(e)
+                self.error_count += 1
+    self.status = "COMPLETED" if self.error_count == 0 else "FAILED"
+
+
+@contextmanager
+def import_items_as_json():
+    """While active, moto's ImportTable decodes each staged item as JSON (see above)."""
+    global _import_users
+    with _lock:
+        _import_users += 1
+        _table_import.TableImport._process_s3_files = _process_s3_files_as_json
+    try:
+        yield
+    finally:
+        with _lock:
+            _import_users -= 1
+            if not _import_users:
+                _table_import.TableImport._process_s3_files = _original_import
+
+
+# ---------------------------------------------------------------- Glue job runs
+
+GlueJob = Callable[[dict[str, str]], object]
+_glue_routes: dict[str, GlueJob] = {}
+_original_start_job_run = _glue_models.FakeJob.start_job_run
+_glue_threads: list[threading.Thread] = []
+_glue_patterns_added = False
+
+
+def _pin_state(run, state: str, error: str | None = None) -> None:
+    """Hold a FakeJobRun at `state`, whatever moto's state manager would advance it to."""
+    run._transitions = [(state, state)]
+    run._status = state
+    if error is not None:
+        original = type(run).as_dict
+
+        def as_dict(_run=run):
+            return {**original(_run), "ErrorMessage": error}
+
+        run.as_dict = as_dict
+
+
+def _run_job(route: GlueJob, run) -> None:
+    try:
+        route(dict(run.arguments or {}))
+    except Exception as exc:  # the Glue service reports a failed job as the run's state
+        _pin_state(run, "FAILED", f"{type(exc).__name__}: {exc}")
+    else:
+        _pin_state(run, "SUCCEEDED")
+
+
+def _start_job_run(self, *args, **kwargs) -> str:
+    run_id = _original_start_job_run(self, *args, **kwargs)
+    route = _glue_routes.get(self.name)
+    if route is None:
+        return run_id
+    (run,) = [r for r in self.job_runs if r.job_run_id == run_id]
+    _pin_state(run, "RUNNING")
+    th = threading.Thread(target=_run_job, args=(route, run), name=f"glue-{self.name}", daemon=True)
+    _glue_threads.append(th)
+    th.start()
+    return run_id
+
+
+@contextmanager
+def glue_job_routes(routes: dict[str, GlueJob]):
+    """While active, a run of a Glue job named in `routes` calls routes[name](arguments) on a
+    thread of its own (the job's default arguments updated by the run's); the run is RUNNING
+    meanwhile, then SUCCEEDED, or FAILED with the exception as its ErrorMessage. Leaving
+    waits for the runs still going."""
+    global _glue_patterns_added
+    patterns = _sfn_glue._SUPPORTED_INTEGRATION_PATTERNS
+    with _lock:
+        _glue_routes.update(routes)
+        _glue_models.FakeJob.start_job_run = _start_job_run
+        if _Condition.WaitForTaskToken not in patterns:
+            patterns.add(_Condition.WaitForTaskToken)
+            _glue_patterns_added = True
+    try:
+        yield
+    finally:
+        for th in list(_glue_threads):
+            th.join()
+        with _lock:
+            for name in routes:
+                _glue_routes.pop(name, None)
+            if not _glue_routes:
+                _glue_models.FakeJob.start_job_run = _original_start_job_run
+                _glue_threads.clear()
+                if _glue_patterns_added:
+                    patterns.discard(_Condition.WaitForTaskToken)
+                    _glue_patterns_added = False

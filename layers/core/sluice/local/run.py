@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import aws
 from ..contract import load_document, parse
+from ..errors import SluiceError
 from ..manifest import TableProgress
 from ..stages import _manifest
 from .runtime import LocalStack, handler_output_to
@@ -18,11 +19,24 @@ from .runtime import LocalStack, handler_output_to
 
 def local_contract(doc: dict) -> dict:
     """The contract as the local run uses it: a DynamoDB endpoint from AWS_ENDPOINT_URL_DYNAMODB
-    becomes the target's (the manifest stays in the in-process emulator)."""
+    becomes the target's (the manifest stays in the in-process emulator).
+
+    Refused: a table that an import creates at an endpoint. ImportTable reads the staging
+    bucket, which lives in this process's emulator, where no endpoint (DynamoDB Local,
+    another emulator, an account) can see it."""
     doc = json.loads(json.dumps(doc))
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
     if doc["target"]["kind"] == "dynamodb" and endpoint and not doc["target"].get("endpoint_url"):
         doc["target"]["endpoint_url"] = endpoint
+    if doc["target"]["kind"] == "dynamodb" and doc["target"].get("endpoint_url"):
+        imported = [n for n, t in doc["target"]["tables"].items() if t.get("load") == "import"]
+        if imported:
+            raise SluiceError(
+                f'table {imported[0]}: "load": "import" cannot reach the DynamoDB endpoint '
+                f"{doc['target']['endpoint_url']} from a local run (the import reads the staging "
+                f"bucket of the in-process emulator): set $.target.tables.{imported[0]}.load to "
+                '"write", or run without an endpoint'
+            )
     return doc
 
 
@@ -146,7 +160,21 @@ def _summary(
         "seconds": round(seconds, 2),
         "verdict": verify.get("verdict") or _failure(desc) or status,
         "tables": per_table,
-        "execution": {"arn": arn, "status": status, "history_event_types": state_types},
+        "execution": {
+            "arn": arn,
+            "status": status,
+            "history_event_types": state_types,
+            # What the run's own Task states called, such as lambda:invoke or, for bulk
+            # tables, glue:startJobRun.sync.
+            "task_resources": sorted(
+                {
+                    f"{d['resourceType']}:{d['resource']}"
+                    for e in history
+                    if (d := e.get("taskScheduledEventDetails"))
+                }
+            ),
+        },
+        "imports": manifest.imports(run_id),
         "sqs_messages": {
             "consumed": dict(stack.stats.consumed),
             "failed": dict(stack.stats.failed),
@@ -238,6 +266,15 @@ def render_summary(s: dict) -> str:
             lines.append(
                 f"      page {p['page']}: {p['status']} at {p['stage']} after {p['attempts']} attempts: {p['error']}"
             )
+    for table, imp in sorted((s.get("imports") or {}).items()):
+        if not imp.get("import_arn"):  # refused before it started
+            lines.append(f"  {table}: Import from S3 {imp.get('status')}: {imp.get('failure')}")
+            continue
+        where = f"s3://{imp.get('bucket')}/{imp.get('prefix')}"
+        lines.append(
+            f"  {table}: Import from S3 {imp.get('status')}: {imp.get('imported', 0):,} of "
+            f"{imp.get('expected', 0):,} items imported, {imp.get('errors', 0):,} errors ({where})"
+        )
     if s.get("samples"):
         lines += ["", "  Sample items (the single-table design):"]
         for table, items in s["samples"].items():

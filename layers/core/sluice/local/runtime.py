@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import aws
-from .moto_hooks import lambda_routes
+from .bulk_runner import LocalBulkRunner, create_glue_jobs
+from .moto_hooks import glue_job_routes, import_items_as_json, lambda_routes
 from .template import Function, Resolver, Template
 
 ACCOUNT = "123456789012"
@@ -124,12 +125,17 @@ class LocalStack:
         # Lambda stays on moto's full backend (not lambda_simple): its invoke is what moto_hooks replaces.
         mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._exit.enter_context(mock)
+        self._exit.enter_context(import_items_as_json())
         aws.reset_clients()
         self._exit.callback(aws.reset_clients)
         self._create_resources()
         self._exit.enter_context(
             lambda_routes({self.function_names[f]: self._route(f) for f in self.template.functions})
         )
+        # The bulk path's Glue job runs the same job code on local PySpark.
+        runner = LocalBulkRunner()
+        self._exit.callback(runner.close)
+        self._exit.enter_context(glue_job_routes(dict.fromkeys(self.glue_jobs.values(), runner)))
         self._start_consumers()
         return self
 
@@ -199,6 +205,8 @@ class LocalStack:
 
         self._configure_notifications(s3)
         self._create_functions()
+        self.glue_jobs = create_glue_jobs(self.template, resolve, self.role_arn)
+        refs.update(self.glue_jobs)
         self._create_state_machine()
 
     @staticmethod
@@ -278,6 +286,9 @@ class LocalStack:
         # In-process handlers share one process environment: every function's variables,
         # which must agree (checked above), set before the handler modules are imported.
         os.environ.update(merged)
+        # The in-process emulator answers only through botocore, not over HTTP (a target
+        # endpoint_url, when given, is reached over HTTP all the same).
+        os.environ["SLUICE_DYNAMODB_SENDER"] = "sdk"
         self.environment = merged
         for lid, fn in self.template.functions.items():
             lam.create_function(

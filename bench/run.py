@@ -1,0 +1,311 @@
+"""`make bench`: baselines and sluice timed side by side on one generated table.
+
+    .venv/bin/python -m bench.run [--rows N] [--page-size N] ...
+
+Generates the table in MariaDB, times mydumper + myloader, mysqldump | mysql and LOAD DATA,
+then sluice's local pipeline into MySQL and into a null DynamoDB endpoint, each stage on its
+own, the DynamoDB writer beside boto3's batch_writer, and a worker's peak RSS. Prints the
+figures and writes them to bench/RESULTS.md and bench/results.png. Every database it makes is
+dropped at the end. Speed is reported here, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import baselines, data, machine, report, stages
+from .common import PY, ROOT, ensure_server, log, server, sql, timed
+from .endpoint import NullDynamo
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=1_000_000, help="rows in the generated table")
+    p.add_argument("--page-size", type=int, default=50_000, help="sluice's page size")
+    p.add_argument("--stage-pages", type=int, default=6, help="pages measured per stage")
+    p.add_argument(
+        "--batch-writer-rows", type=int, default=100_000, help="items fed to batch_writer"
+    )
+    p.add_argument(
+        "--worker-page-size",
+        type=int,
+        default=200_000,
+        help="page of the peak-RSS worker (200,000: the largest a contract allows)",
+    )
+    p.add_argument("--threads", type=int, default=2, help="mydumper/myloader threads")
+    p.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
+    p.add_argument("--chart", default=str(ROOT / "bench" / "results.png"))
+    p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    return p.parse_args(argv)
+
+
+class Databases:
+    """Every database the run makes carries one prefix and is dropped at the end."""
+
+    def __init__(self, info):
+        self.info = info
+        self.prefix = f"sluice_bench_{os.getpid()}_"
+
+    def name(self, what: str) -> str:
+        return self.prefix + what
+
+    def drop(self, name: str) -> None:
+        sql(self.info, f"DROP DATABASE IF EXISTS `{name}`")
+
+    def drop_all(self) -> None:
+        ensure_server(self.info)
+        like = self.prefix.replace("_", "\\_") + "%"
+        for (name,) in sql(self.info, f"SHOW DATABASES LIKE '{like}'"):
+            self.drop(name)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ.setdefault(k, v)
+    info = server()
+    os.environ.setdefault("SLUICE_MYSQL_URL", f"mysql://{info.user}@{info.host}:{info.port}")
+    ensure_server(info)
+    dbs = Databases(info)
+    pid = machine.server_pid()
+    started = dt.datetime.now(dt.UTC)
+    load_before = os.getloadavg()[0]
+    results: dict = {"args": vars(args), "end_to_end": [], "notes": []}
+    try:
+        results["machine"] = machine.describe(info)
+        if note := baselines.ensure_mydumper():
+            results["notes"].append(note)
+        results["machine"]["mydumper"] = machine.describe(info)["mydumper"]
+        src = dbs.name("src")
+        log(f"bench: generating {args.rows:,} rows in {src} ...")
+        with timed() as t:
+            data.create(info, src, args.rows)
+        results["table"] = {**data.stats(info, src), "seconds": t.wall}
+        rows = results["table"]["rows"]
+        e2e = results["end_to_end"]
+
+        def record(name, wall, cpu, srv, note="", **extra):
+            e2e.append(
+                {"name": name, "seconds": wall, "rows_per_second": rows / wall, "client_cpu": cpu}
+                | {"server_cpu": srv, "note": note, **extra}
+            )
+            log(f"bench:   {name}: {wall:.2f} s, {rows / wall:,.0f} rows/s")
+
+        # ------------------------------------------------------------ baselines
+        if not results["notes"]:
+            ensure_server(info)
+            log(f"bench: mydumper + myloader ({args.threads} threads) ...")
+            dst = dbs.name("mydumper")
+            s0 = machine.server_cpu_seconds(pid)
+            t_dump, t_load = baselines.mydumper_myloader(info, src, dst, args.threads)
+            srv = machine.server_cpu_seconds(pid) - s0
+            _check(info, dst, rows, "myloader")
+            dbs.drop(dst)
+            record(
+                "mydumper + myloader",
+                t_dump.wall + t_load.wall,
+                t_dump.child_cpu + t_load.child_cpu,
+                srv,
+                f"{args.threads} threads, chunks of 100k rows; dump {t_dump.wall:.2f} s + "
+                f"load {t_load.wall:.2f} s, one after the other",
+                baseline=True,
+            )
+        ensure_server(info)
+        log("bench: mysqldump | mysql ...")
+        dst = dbs.name("mysqldump")
+        s0 = machine.server_cpu_seconds(pid)
+        t = baselines.mysqldump_mysql(info, src, dst)
+        srv = machine.server_cpu_seconds(pid) - s0
+        _check(info, dst, rows, "mysqldump | mysql")
+        dbs.drop(dst)
+        record("mysqldump | mysql", t.wall, t.child_cpu, srv, "--single-transaction --quick")
+
+        with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
+            tsv = os.path.join(tmp, "orders.tsv")
+            baselines.export_tsv(info, src, tsv)
+            for fast in (False, True):
+                dst = dbs.name("loaddata")
+                log(f"bench: LOAD DATA LOCAL INFILE{' (unique_checks=0)' if fast else ''} ...")
+                s0 = machine.server_cpu_seconds(pid)
+                t = baselines.load_data(info, dst, tsv, fast_session=fast)
+                srv = machine.server_cpu_seconds(pid) - s0
+                _check(info, dst, rows, "LOAD DATA")
+                dbs.drop(dst)
+                record(
+                    "LOAD DATA LOCAL INFILE"
+                    + (" (unique_checks, foreign_key_checks off)" if fast else ""),
+                    t.wall,
+                    t.cpu,
+                    srv,
+                    "the whole table in one statement, file already on disk (load only)",
+                )
+
+            # -------------------------------------------------------- sluice, end to end
+            ensure_server(info)
+            dst = dbs.name("sluice")
+            doc = stages.contract_doc("mysql", src, dst=dst, page_size=args.page_size)
+            log("bench: sluice run --local, MySQL -> MySQL ...")
+            s0 = machine.server_cpu_seconds(pid)
+            summary = _pipeline(doc, tmp, "mysql")
+            srv = machine.server_cpu_seconds(pid) - s0
+            _check(info, dst, rows, "sluice MySQL -> MySQL")
+            dbs.drop(dst)
+            record(
+                "sluice local: MySQL -> MySQL",
+                summary["bench"]["wall"],
+                summary["bench"]["cpu_seconds"],
+                srv,
+                "every stage, S3/SQS/Step Functions (moto) in ONE Python process; "
+                + _phases(summary),
+                sluice=True,
+                verdict=summary["verdict"],
+                peak_rss_mb=summary["bench"]["max_rss_mb"],
+            )
+            with NullDynamo() as nd:
+                doc = stages.contract_doc(
+                    "dynamodb", src, endpoint=nd.url, page_size=args.page_size
+                )
+                log("bench: sluice run --local, MySQL -> DynamoDB (null endpoint) ...")
+                s0 = machine.server_cpu_seconds(pid)
+                e0 = nd.stats()
+                summary = _pipeline(doc, tmp, "dynamodb")
+                srv = machine.server_cpu_seconds(pid) - s0
+                e1 = nd.stats()
+                record(
+                    "sluice local: MySQL -> DynamoDB (null endpoint)",
+                    summary["bench"]["wall"],
+                    summary["bench"]["cpu_seconds"],
+                    srv,
+                    "as above, items to the bench's null endpoint "
+                    f"({e1['cpu_seconds'] - e0['cpu_seconds']:.1f} CPU s of its own); "
+                    + _phases(summary),
+                    sluice=True,
+                    verdict=summary["verdict"],
+                    peak_rss_mb=summary["bench"]["max_rss_mb"],
+                )
+
+                # ---------------------------------------------------- stages, writer
+                ensure_server(info)
+                st = stages.measure(
+                    info,
+                    src,
+                    dbs.name("stages"),
+                    nd.url,
+                    page_size=args.page_size,
+                    pages=args.stage_pages,
+                    batch_writer_rows=args.batch_writer_rows,
+                )
+                dbs.drop(dbs.name("stages"))
+                results["stages"] = {
+                    k: {
+                        "name": f.name,
+                        "rows": f.rows,
+                        "wall": f.wall,
+                        "cpu": f.cpu,
+                        "per_second": f.per_second,
+                        "per_cpu_second": f.per_cpu_second,
+                    }
+                    for k, f in st.figures.items()
+                }
+                results["bytes_per_row"] = st.bytes_per_row
+
+                # ---------------------------------------------------- worker RSS
+                ensure_server(info)
+                results["workers"] = _workers(info, dbs, src, nd.url, args.worker_page_size, tmp)
+    finally:
+        log("bench: dropping the benchmark's databases ...")
+        dbs.drop_all()
+    results["date"] = started.strftime("%Y-%m-%d %H:%M UTC")
+    results["load_average"] = (load_before, os.getloadavg()[0])
+    results["seconds"] = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    results["command"] = os.environ.get("SLUICE_BENCH_COMMAND") or " ".join(
+        shlex.quote(a) for a in [".venv/bin/python", "-m", "bench.run", *sys.argv[1:]]
+    )
+    text = report.markdown(results)
+    print(text)
+    if not args.no_write:
+        report.write_results(Path(args.results), text)
+        report.chart(results, Path(args.chart))
+        (Path(args.results).with_suffix(".json")).write_text(json.dumps(results, indent=2))
+        log(f"bench: wrote {args.results}, {args.chart}")
+    return 0
+
+
+def _phases(summary: dict) -> str:
+    """How much of a local run moved pages (first extract to last load) and its peak RSS."""
+    t = summary["tables"][data.TABLE]
+    return (
+        f"pages moved in {t['seconds']:.1f} s ({t['loaded'] / t['seconds']:,.0f} rows/s), "
+        "the rest is start-up, plan, polling and verify; "
+        f"peak RSS {summary['bench']['max_rss_mb']:.0f} MB"
+    )
+
+
+def _check(info, database: str, rows: int, what: str) -> None:
+    got = baselines.count(info, database)
+    if got != rows:
+        raise RuntimeError(f"bench: {what} left {got} rows in {database}, expected {rows}")
+
+
+def _pipeline(doc: dict, tmp: str, kind: str) -> dict:
+    """`sluice run --local` of `doc` in a child process; its summary, timed from here."""
+    path = Path(tmp) / f"contract-{kind}.json"
+    path.write_text(json.dumps(doc, indent=2))
+    with timed() as t:
+        p = subprocess.run(
+            [PY, "-m", "bench.pipeline", str(path), str(Path(tmp) / f"run-{kind}")],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+        )
+    if p.returncode:
+        raise RuntimeError(f"bench: sluice run --local ({kind}) exited {p.returncode}")
+    summary = json.loads(p.stdout.decode().strip().splitlines()[-1])
+    if not summary.get("ok"):
+        raise RuntimeError(f"bench: sluice run --local ({kind}) failed: {summary.get('verdict')}")
+    summary["bench"]["wall"] = t.wall
+    return summary
+
+
+def _workers(info, dbs: Databases, src: str, endpoint: str, page_size: int, tmp: str) -> list:
+    """Each stage on one page of `page_size` rows in a fresh process: peak RSS per stage."""
+    log(f"bench: worker peak RSS, one page of {page_size:,} rows per stage ...")
+    dst = dbs.name("worker")
+    sql(info, f"CREATE DATABASE `{dst}`")
+    sql(info, data.DDL, database=dst)
+    t = Path(tmp)
+    mysql_c, ddb_c = t / "worker-mysql.json", t / "worker-ddb.json"
+    mysql_c.write_text(json.dumps(stages.contract_doc("mysql", src, dst=dst, page_size=page_size)))
+    ddb_c.write_text(
+        json.dumps(stages.contract_doc("dynamodb", src, endpoint=endpoint, page_size=page_size))
+    )
+    steps = [
+        ["extract", src, str(page_size), str(t / "page.extracted")],
+        ["transform-mysql", str(t / "page.extracted"), str(t / "page.mysql"), str(mysql_c)],
+        ["transform-dynamodb", str(t / "page.extracted"), str(t / "page.ddb"), str(ddb_c)],
+        ["load-mysql", str(t / "page.mysql"), dst],
+        ["load-dynamodb", str(t / "page.ddb"), endpoint],
+    ]
+    out = []
+    for step in steps:
+        p = subprocess.run(
+            [PY, "-m", "bench.worker", *step], cwd=ROOT, stdout=subprocess.PIPE, check=True
+        )
+        out.append(json.loads(p.stdout.decode().strip().splitlines()[-1]))
+    dbs.drop(dst)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
