@@ -128,3 +128,45 @@ def test_the_plan_hands_bulk_ranges_to_s3_and_records_them_as_pages(
     by_table = {t["table"]: t for t in plan["tables"]}
     assert (by_table["items"]["path"], by_table["order_lines"]["path"]) == ("lambda", "bulk")
     assert by_table["order_lines"]["pages"] == 4
+
+
+TRANSFORM = '''
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def shout(page: pa.Table) -> pa.Table:
+    """Ten times the quantity, and no lines of order 7: the same on both paths."""
+    page = page.filter(pc.not_equal(page.column("order_id"), 7))
+    return page.set_column(page.schema.get_field_index("qty"), "qty", pc.multiply(page.column("qty"), 10))
+'''
+
+
+def test_a_contracts_own_transform_runs_alike_on_both_paths(
+    source, new_database, connect, mysql_env, tmp_path
+):
+    (tmp_path / "bulk_shapes.py").write_text(TRANSFORM)
+    targets = {}
+    for path in ("lambda", "bulk"):
+        targets[path] = new_database(f"ut_{path}")
+        doc = contract(source, {"kind": "mysql", "database": targets[path]}, path=path)
+        doc["tables"] = [t for t in doc["tables"] if t["source"] == "order_lines"]
+        doc["tables"][0]["transform"] = "bulk_shapes:shout"
+        summary = run(doc, tmp_path, f"ut-{path}")
+        assert summary["ok"], summary["verdict"]
+        t = summary["tables"]["order_lines"]
+        assert (t["extracted"], t["loaded"], t["rejected"]) == (
+            900,
+            894,
+            6,
+        )  # order 7: 6 lines dropped
+    conn = connect()
+    by_lambda = hex_rows(conn, targets["lambda"], "order_lines", KEYS["order_lines"])
+    assert len(by_lambda) == 894
+    assert hex_rows(conn, targets["bulk"], "order_lines", KEYS["order_lines"]) == by_lambda
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT SUM(qty) FROM `{source}`.order_lines WHERE order_id <> 7")
+        (want,) = cur.fetchone()
+        for target in targets.values():
+            cur.execute(f"SELECT SUM(qty) FROM `{target}`.order_lines")
+            assert cur.fetchone()[0] == 10 * want
