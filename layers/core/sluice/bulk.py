@@ -16,7 +16,6 @@ import math
 import os
 import re
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -262,10 +261,6 @@ def s3_client(job: BulkJob):
     return aws_session(job.region, job.aws_endpoint_url)[0]
 
 
-_connections: dict[tuple, object] = {}
-_conn_lock = threading.Lock()
-
-
 def conn_info(job: BulkJob, role: str, contract: Contract) -> db.ConnInfo:
     """A database's connection: given (local runs), else from its secret, as the stages do."""
     given = job.source if role == "source" else job.target
@@ -280,19 +275,8 @@ def conn_info(job: BulkJob, role: str, contract: Contract) -> db.ConnInfo:
 
 
 def _connection(info: db.ConnInfo, *, raw: bool = False, local_infile: bool = False):
-    """One connection per database and mode per worker process, replaced when dead."""
-    k = (info, raw, local_infile)
-    with _conn_lock:
-        conn = _connections.get(k)
-        if conn is not None:
-            try:
-                conn.ping(reconnect=False)
-                return conn
-            except Exception:  # a dead connection is replaced, whatever killed it
-                _connections.pop(k, None)
-        conn = db.connect(info, raw=raw, local_infile=local_infile)
-        _connections[k] = conn
-        return conn
+    """One connection per database and mode per worker process (the pool the stages use)."""
+    return db.pooled(info, raw=raw, local_infile=local_infile)
 
 
 @lru_cache(maxsize=4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
@@ -124,3 +125,35 @@ def connect(
         )
     except pymysql.err.OperationalError as exc:
         raise SluiceError(f"cannot connect to {info.redacted()}: {exc.args[-1]}") from exc
+
+
+# ---------------------------------------------------------------- reuse across invocations
+
+_pool: dict[tuple, object] = {}
+_pool_lock = threading.Lock()
+
+
+def pooled(info: ConnInfo, *, raw: bool = False, local_infile: bool = False):
+    """One connection per database and mode per process (a warm Lambda, a Spark worker),
+    reused across invocations and replaced when it has died."""
+    k = (info, raw, local_infile)
+    with _pool_lock:
+        conn = _pool.get(k)
+        if conn is not None:
+            try:
+                conn.ping(reconnect=False)
+                return conn
+            except Exception:  # a dead connection is replaced, whatever killed it
+                _pool.pop(k, None)
+        conn = connect(info, raw=raw, local_infile=local_infile)
+        _pool[k] = conn
+        return conn
+
+
+def close_pooled() -> None:
+    """Close every pooled connection (tests and the local runtime start afresh)."""
+    with _pool_lock:
+        for conn in _pool.values():
+            if conn.open:
+                conn.close()
+        _pool.clear()

@@ -83,26 +83,13 @@ def _contract_for(bucket: str, run_id: str) -> Contract:
     return from_json(body.decode())
 
 
-_connections: dict[tuple, object] = {}
-
-
 def _connection(role: str, contract: Contract, *, raw: bool = False, local_infile: bool = False):
-    """One connection per role per process, reused across invocations, replaced when dead."""
+    """The pooled connection for a role of this contract."""
     # Target SQL names its database explicitly, which may not exist before the plan creates it.
     database = contract.source_database if role == "source" else None
     url = contract.source_url if role == "source" else contract.target_url
     info = db.resolve(role, url, database).with_database(database)
-    k = (role, info, raw, local_infile)
-    conn = _connections.get(k)
-    if conn is not None:
-        try:
-            conn.ping(reconnect=False)
-            return conn
-        except Exception:  # a dead connection is replaced, whatever killed it
-            _connections.pop(k, None)
-    conn = db.connect(info, raw=raw, local_infile=local_infile)
-    _connections[k] = conn
-    return conn
+    return db.pooled(info, raw=raw, local_infile=local_infile)
 
 
 @lru_cache(maxsize=64)
@@ -152,10 +139,7 @@ def reset_caches() -> None:
         _target_columns,
     ):
         cached.cache_clear()
-    for conn in _connections.values():
-        if conn.open:
-            conn.close()
-    _connections.clear()
+    db.close_pooled()
 
 
 # ---------------------------------------------------------------- plan
