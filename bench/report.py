@@ -184,11 +184,12 @@ def write_results(path: Path, block: str) -> None:
 
 def chart(r: dict, path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(3, 1, figsize=(10, 11), gridspec_kw={"height_ratios": [6, 6, 3]})
+    fig, axes = plt.subplots(3, 1, figsize=(12, 11), gridspec_kw={"height_ratios": [6, 6, 3]})
     e2e = r["end_to_end"]
     names = [
         e["name"].replace(" (unique_checks, foreign_key_checks off)", " (fast session)")
@@ -219,7 +220,8 @@ def chart(r: dict, path: Path) -> None:
     vals = [st[k]["per_cpu_second"] for k in keys]
     ax.barh(labels[::-1], vals[::-1], color="tab:blue")
     ax.set_xscale("log")
-    ax.set_title("Per stage: rows per CPU-second (log scale); red ticks: the issue's targets")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_title("Per stage: rows per CPU-second (log scale); red: targets")
     for i, k in enumerate(keys[::-1]):
         if k in TARGETS:
             ax.plot([TARGETS[k][1]] * 2, [i - 0.4, i + 0.4], color="red", linewidth=2)
@@ -228,12 +230,32 @@ def chart(r: dict, path: Path) -> None:
     ax = axes[2]
     w = [st[k] for k in ("writer", "writer_sdk", "batch_writer") if k in st]
     colors = ["tab:orange"] * (len(w) - 1) + ["tab:gray"]
-    ax.barh([x["name"] for x in w][::-1], [x["per_second"] for x in w][::-1], color=colors[::-1])
+    names = [x["name"].split(" (")[0].replace("sluice write_items with ", "sluice ") for x in w]
+    ax.barh(names[::-1], [x["per_second"] for x in w][::-1], color=colors[::-1])
     ax.axvline(80_000, color="red", linewidth=1)
-    ax.set_title("DynamoDB writer into a null endpoint (items/s, wall); red: 80k target")
+    ax.set_title("DynamoDB writer, null endpoint (items/s, wall); red: 80k target")
     for i, x in enumerate(w[::-1]):
         ax.text(x["per_second"], i, f" {x['per_second']:,.0f}", va="center", fontsize=8)
     fig.suptitle(f"Sluice benchmark, {r['date']}, {r['machine']['cores (nproc)']} cores")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def main(argv=None) -> int:
+    """Render RESULTS.md's block and the chart again from a run's RESULTS.json."""
+    import argparse
+    import json
+
+    here = Path(__file__).resolve().parent
+    p = argparse.ArgumentParser(prog="python -m bench.report", description=main.__doc__)
+    p.add_argument("json", nargs="?", default=str(here / "RESULTS.json"))
+    args = p.parse_args(argv)
+    r = json.loads(Path(args.json).read_text())
+    write_results(here / "RESULTS.md", markdown(r))
+    chart(r, here / "results.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
