@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sluice import aws
@@ -54,3 +55,19 @@ def aws_mock(monkeypatch) -> Iterator[None]:
     with mock_aws():
         yield
     aws.reset_clients()
+
+
+@pytest.fixture
+def manifest_table(aws_mock):
+    """The manifest table in moto, built from template.yaml's own key schema."""
+    import boto3
+    from sluice.local.template import load_yaml
+
+    template = Path(__file__).resolve().parents[2] / "template.yaml"
+    props = load_yaml(template)["Resources"]["ManifestTable"]["Properties"]
+    return boto3.resource("dynamodb", region_name="us-east-1").create_table(
+        TableName="manifest",
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+        BillingMode="PAY_PER_REQUEST",
+    )

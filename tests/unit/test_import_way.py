@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 
-import boto3
 import pytest
 from sluice import cli, contract, ddb_import, estimate, scaffold
 from sluice.errors import ContractError
@@ -192,20 +191,8 @@ def test_each_target_table_has_its_own_import_prefix_without_a_notification_suff
 
 
 @pytest.fixture
-def manifest(aws_mock) -> Manifest:
-    ddb = boto3.resource("dynamodb", region_name="us-east-1")
-    table = ddb.create_table(
-        TableName="manifest",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+def manifest(manifest_table) -> Manifest:
+    table = manifest_table
     return Manifest(table)
 
 

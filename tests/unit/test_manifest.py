@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 from sluice.manifest import Manifest
 from sluice.staging import PageRef
@@ -11,20 +10,8 @@ RUN = "r1"
 
 
 @pytest.fixture
-def manifest(aws_mock) -> Manifest:
-    ddb = boto3.resource("dynamodb", region_name="us-east-1")
-    table = ddb.create_table(
-        TableName="manifest",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+def manifest(manifest_table) -> Manifest:
+    table = manifest_table
     m = Manifest(table)
     pages = [(PageRef(RUN, "orders", p), {"lo": None, "hi": None}) for p in (1, 2)]
     pages.append((PageRef(RUN, "users", 1), {"lo": None, "hi": None}))
