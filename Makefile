@@ -18,6 +18,12 @@ test: bootstrap
 	@$(ENV) && $(BIN)/pytest -q; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest ran no test" >&2; exit 1; fi; exit $$rc
 
+# The fault-injection suite alone (make test runs it too), with its table: faults injected,
+# rows lost, rows duplicated per case, and the 100k-row soak's figures.
+.PHONY: faults
+faults: bootstrap
+	@$(ENV) && $(BIN)/pytest tests/faults -q -s
+
 lint: bootstrap
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

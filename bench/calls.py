@@ -3,10 +3,11 @@ manifest. The one place to follow when the library's functions change."""
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Sequence
 
 import pyarrow as pa
-from sluice import staging, transform
+from sluice import checksum, staging, transform
 from sluice.contract import Contract, TableSpec
 from sluice.source import SourceTable, read_page
 from sluice.targets import dynamodb as ddb_target
@@ -15,16 +16,19 @@ from sluice.types import arrow_schema
 
 
 def extract(raw_conn, database: str, src: SourceTable, key: Sequence[str], lo, hi):
-    """Keyset page -> Arrow IPC (zstd) bytes: (body, rows)."""
-    return staging.write_arrow(
+    """Keyset page -> Arrow IPC (zstd) bytes, summed as it streams: (body, rows)."""
+    body, rows, _ = checksum.write_arrow(
         arrow_schema(src.columns), read_page(raw_conn, database, src, key, lo, hi)
     )
+    return body, rows
 
 
 def transform_mysql(body: bytes, spec: TableSpec) -> tuple[bytes, int]:
     page = staging.read_arrow(body)
+    checksum.page_sum(page)  # the stage checks the object against the extract's sum
     rows = transform.to_mysql_rows(page, spec)
-    return staging.write_arrow(rows.schema, rows.to_batches())
+    body, n, _ = checksum.write_arrow(rows.schema, rows.to_batches())
+    return body, n
 
 
 def item_plan(contract: Contract, spec: TableSpec, page: pa.Table) -> transform.ItemPlan:
@@ -38,12 +42,18 @@ def dynamodb_items(page: pa.Table, plan: transform.ItemPlan):
 
 def transform_dynamodb(body: bytes, contract: Contract, spec: TableSpec) -> tuple[bytes, int]:
     page = staging.read_arrow(body)
+    checksum.page_sum(page)  # the stage checks the object against the extract's sum
     lines, _rejected = dynamodb_items(page, item_plan(contract, spec, page))
+    checksum.lines_sum(staging.lines_buffer(lines))
     return staging.gzip_lines(lines), len(lines)
 
 
 def load_mysql(conn, database: str, table: str, body: bytes, on_conflict: str = "replace") -> int:
-    return mysql_target.load_rows(conn, database, table, staging.read_arrow(body), on_conflict)
+    rows = staging.read_arrow(body)
+    checksum.page_sum(rows)  # the stage checks the object against the transform's sum
+    n = mysql_target.load_rows(conn, database, table, rows, on_conflict)
+    checksum.key_ordered_sum(rows, [rows.column_names[0]])  # loaded_sum (the bench key is first)
+    return n
 
 
 def stage_writer(endpoint: str, region: str = "us-east-1"):
@@ -61,4 +71,6 @@ def write_items(target, table: str, lines: list[bytes]) -> int:
 
 
 def load_dynamodb(target, table: str, body: bytes) -> int:
-    return ddb_target.write_items(target, table, staging.gunzip_lines(body))
+    raw = gzip.decompress(body)
+    checksum.lines_sum(raw)  # the stage checks the object against the transform's sum
+    return ddb_target.write_items(target, table, raw.splitlines())

@@ -5,8 +5,10 @@
 Each experiment runs the library's current code and one alternative on the same pages, checks
 that both give identical results, and prints rows (or items) per CPU-second of each:
 
-- extract: pymysql parsing every column of every row (source.read_page), against the server
-  joining each row into one CSV line (CONCAT_WS, strings quoted) that pyarrow.csv parses;
+- extract: pymysql parsing every column of every row (the reader before sluice.rowlines),
+  against source.read_page (the server joins each row into one line with a header of lengths,
+  Arrow splits it) and the server joining each row into one CSV line (CONCAT_WS, strings
+  quoted) that pyarrow.csv parses;
 - JSON attributes: transform._json_value, against a cached decoder, wire JSON written while
   walking the value, and a fast path for numbers that obviously fit;
 - DynamoDB writer: targets.dynamodb.write_items with the SDK client (botocore per request),
@@ -118,6 +120,12 @@ def extract_experiment(info, src: str, pages) -> list[dict]:
     schema = arrow_schema(table.columns)
     pid = machine.server_pid()
 
+    def by_columns(lo, hi):
+        return pa.Table.from_batches(
+            list(source._read_by_columns(raw, src, table, ["id"], lo, hi, chunk_rows=20_000)),
+            schema=schema,
+        )
+
     def current(lo, hi):
         return pa.Table.from_batches(
             list(source.read_page(raw, src, table, ["id"], lo, hi)), schema=schema
@@ -125,7 +133,8 @@ def extract_experiment(info, src: str, pages) -> list[dict]:
 
     out, ref = [], None
     for name, fn in (
-        ("source.read_page (pymysql parses every column)", current),
+        ("pymysql parses every column (read_page before rowlines)", by_columns),
+        ("source.read_page (server-built lines with a length header, split by Arrow)", current),
         (
             "server CONCAT_WS -> one CSV line a row -> pyarrow.csv",
             lambda lo, hi: read_page_csv(raw, src, table, lo, hi),

@@ -151,7 +151,7 @@ def _pipeline_part(frames: list[str]) -> str:
     for needle, part in (
         ("extract_page (", "extract stage"),
         ("transform_page (", "transform stage"),
-        ("_send_batch (", "load stage: DynamoDB writer threads"),
+        ("send_batch (", "load stage: DynamoDB writer threads"),
         ("load_page (", "load stage"),
         ("plan_run (", "plan"),
         ("verify_run (", "verify"),

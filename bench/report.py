@@ -21,6 +21,35 @@ STAGE_ORDER = [
     ("t_ddb", "gzip"),
     ("load", "encode"),
 ]
+# sluice.estimate's CPU assumption per stage, the figure of this benchmark that measures it,
+# and what that figure's name must say for it to be the code a Lambda runs (the bench falls
+# back to the SDK writer when the HTTP one cannot be imported; Lambda's load uses HTTP).
+ESTIMATE_STAGES = {
+    "extract": ("extract", ""),
+    "transform_dynamodb": ("t_ddb", ""),
+    "gzip": ("gzip", ""),
+    "load_dynamodb": ("writer", "HttpBatchWriter"),
+    "transform_mysql": ("t_mysql", ""),
+    "load_mysql": ("load", ""),
+}
+
+
+def estimate_cpu(stages: dict) -> list[dict]:
+    """The estimate's assumed rows per CPU-second beside this run's, stage by stage (recorded
+    with the run, so a report rendered again shows the assumption of its day). A stage whose
+    figure measured other code than Lambda runs gets no ratio."""
+    from sluice.estimate import ROWS_PER_CPU_SECOND
+
+    out = []
+    for stage, (key, must_say) in ESTIMATE_STAGES.items():
+        assumed, f = ROWS_PER_CPU_SECOND[stage], stages[key]
+        same = must_say in f["name"]
+        out.append(
+            {"stage": stage, "figure": f["name"], "assumed": assumed}
+            | {"measured": f["per_cpu_second"], "ratio": f["per_cpu_second"] / assumed}
+            | ({} if same else {"ratio": None, "note": f"not the load stage's {must_say}"})
+        )
+    return out
 
 
 def _n(x: float) -> str:
@@ -138,6 +167,36 @@ def markdown(r: dict) -> str:
             f"(target ≥ 1x: {'✅' if ratio >= 1 else '❌'}). The local runtime runs every "
             "stage in one process: extract, transform and load overlap in threads that share "
             "one GIL, beside moto's S3, SQS and Step Functions.",
+        ]
+    if r.get("estimate_cpu"):
+        out += [
+            "",
+            "### The estimate's CPU assumption beside this run",
+            "",
+            "`sluice plan --estimate` prices the Lambda compute of each path and way from "
+            "`sluice.estimate.ROWS_PER_CPU_SECOND`; measured is this run's rows per CPU-second "
+            "of the figure named. A ratio far from 1 means the assumption wants updating.",
+            "",
+            "| estimate stage | measured by | assumed rows per CPU-second | measured | "
+            "measured / assumed |",
+            "| --- | --- | ---: | ---: | ---: |",
+        ]
+        out += [
+            f"| {e['stage']} | {_md(e['figure'])} | {_n(e['assumed'])} | {_n(e['measured'])} | "
+            + (f"{e['ratio']:.2f} |" if e["ratio"] is not None else f"- ({e['note']}) |")
+            for e in r["estimate_cpu"]
+        ]
+    if r.get("planner"):
+        from .planner import markdown as planner_markdown
+
+        out += [
+            "",
+            "### The planner: cut_pages on a sparse-key table",
+            "",
+            "`bench/planner.py`: keys from -2^63 to 2^63-1 with a gap of about 6e18, and a "
+            "composite (VARCHAR, BIGINT) key; every page's rows counted with its own range.",
+            "",
+            *planner_markdown(r["planner"]),
         ]
     out += [
         "",

@@ -4,7 +4,8 @@
 
 Generates the table in MariaDB, times mydumper + myloader, mysqldump | mysql and LOAD DATA,
 then sluice's local pipeline into MySQL and into a null DynamoDB endpoint, each stage on its
-own, the DynamoDB writer beside boto3's batch_writer, and a worker's peak RSS. Prints the
+own, the DynamoDB writer beside boto3's batch_writer, a worker's peak RSS, the estimate's CPU
+assumption beside the measured rates, and with --planner-rows the planner. Prints the
 figures and writes them to bench/RESULTS.md and bench/results.png. Every database it makes is
 dropped at the end. Speed is reported here, never asserted.
 """
@@ -21,7 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import baselines, data, machine, report, stages
+from sluice.contract import DEFAULT_PAGE_SIZE
+
+from . import baselines, data, machine, planner, report, stages
 from .common import PY, ROOT, ensure_server, log, server, sql, timed
 from .endpoint import NullDynamo
 
@@ -41,6 +44,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="page of the peak-RSS worker (200,000: the largest a contract allows)",
     )
     p.add_argument("--threads", type=int, default=2, help="mydumper/myloader threads")
+    p.add_argument(
+        "--planner-rows",
+        type=int,
+        default=0,
+        help="also time the planner (bench/planner.py) on a sparse-key table and a "
+        "composite-key one of this many rows each, e.g. 10000000 (0: skip)",
+    )
     p.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
     p.add_argument("--chart", default=str(ROOT / "bench" / "results.png"))
     p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
@@ -84,10 +94,10 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()[0]
     results: dict = {"args": vars(args), "end_to_end": [], "notes": []}
     try:
-        results["machine"] = machine.describe(info)
+        # mydumper first: describe() runs `mydumper --version`, which fails when it is missing.
         if note := baselines.ensure_mydumper():
             results["notes"].append(note)
-        results["machine"]["mydumper"] = machine.describe(info)["mydumper"]
+        results["machine"] = machine.describe(info)
         src = dbs.name("src")
         log(f"bench: generating {args.rows:,} rows in {src} ...")
         with timed() as t:
@@ -220,10 +230,17 @@ def main(argv=None) -> int:
                     for k, f in st.figures.items()
                 }
                 results["bytes_per_row"] = st.bytes_per_row
+                results["estimate_cpu"] = report.estimate_cpu(results["stages"])
 
                 # ---------------------------------------------------- worker RSS
                 ensure_server(info)
                 results["workers"] = _workers(info, dbs, src, nd.url, args.worker_page_size, tmp)
+        if args.planner_rows:
+            dbs.drop(src)  # room in the buffer pool for the planner's tables
+            measures = planner.run(
+                info, args.planner_rows, [DEFAULT_PAGE_SIZE, 200_000], args.planner_rows
+            )
+            results["planner"] = planner.to_dicts(measures)
     finally:
         log("bench: dropping the benchmark's databases ...")
         dbs.drop_all()

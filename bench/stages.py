@@ -103,24 +103,7 @@ def measure(
         ddb_c = parse(contract_doc("dynamodb", src, endpoint=endpoint, page_size=page_size))
         mysql_spec, ddb_spec = mysql_c.table(TABLE), ddb_c.table(TABLE)
 
-        log(f"bench: stages: extract {len(ranges)} pages of {page_size:,} rows ...")
-        extracted: list[bytes] = []
-        for r in ranges:
-            lo, hi = source.decode_key(r.lo), source.decode_key(r.hi)
-            with timed() as t:  # the driver alone: rows as Python tuples, nothing else
-                n = _fetch_only(raw, src, table, lo, hi)
-            res.fig("fetch", "pymysql fetch alone (SSCursor, raw)").add(t, n)
-            with timed() as t:
-                batches = list(source.read_page(raw, src, table, ["id"], lo, hi))
-            n = sum(b.num_rows for b in batches)
-            res.fig("read_page", "source.read_page (fetch + Arrow)").add(t, n)
-            with timed() as t:
-                body, n = staging.write_arrow(batches[0].schema, batches)
-            res.fig("write_arrow", "staging.write_arrow (IPC zstd)").add(t, n)
-            with timed() as t:
-                body, n = calls.extract(raw, src, table, ["id"], lo, hi)
-            res.fig("extract", "extract: read_page + write_arrow").add(t, n)
-            extracted.append(body)
+        extracted = measure_extract(res, raw, src, table, ranges)
         rows = res.figures["extract"].rows
         res.bytes_per_row["extracted (Arrow IPC zstd)"] = sum(map(len, extracted)) / rows
 
@@ -191,8 +174,34 @@ def measure(
     return res
 
 
-def _fetch_only(raw, database: str, table, lo, hi) -> int:
-    query, params = source.page_query(database, table, ["id"], lo, hi)
+def measure_extract(res: StageResults, raw, src: str, table, ranges) -> list[bytes]:
+    """The extract figures of `ranges`: the driver alone on read_page's query and on the
+    column-by-column query, read_page, write_arrow, and both together. Returns the pages."""
+    log(f"bench: stages: extract {len(ranges)} pages ...")
+    extracted: list[bytes] = []
+    for r in ranges:
+        lo, hi = source.decode_key(r.lo), source.decode_key(r.hi)
+        with timed() as t:  # the driver alone: rows as Python tuples, nothing else
+            n = _fetch_only(raw, *source.line_query(src, table, ["id"], lo, hi))
+        res.fig("fetch", "pymysql fetch alone (SSCursor, raw, one line a row)").add(t, n)
+        with timed() as t:
+            n = _fetch_only(raw, *source.page_query(src, table, ["id"], lo, hi))
+        res.fig("fetch_columns", "pymysql fetch alone (SSCursor, raw, column by column)").add(t, n)
+        with timed() as t:
+            batches = list(source.read_page(raw, src, table, ["id"], lo, hi))
+        n = sum(b.num_rows for b in batches)
+        res.fig("read_page", "source.read_page (fetch + Arrow)").add(t, n)
+        with timed() as t:
+            body, n = staging.write_arrow(batches[0].schema, batches)
+        res.fig("write_arrow", "staging.write_arrow (IPC zstd)").add(t, n)
+        with timed() as t:
+            body, n = calls.extract(raw, src, table, ["id"], lo, hi)
+        res.fig("extract", "extract: read_page + write_arrow").add(t, n)
+        extracted.append(body)
+    return extracted
+
+
+def _fetch_only(raw, query: str, params) -> int:
     cur = raw.cursor(pymysql.cursors.SSCursor)
     n = 0
     try:
@@ -208,3 +217,43 @@ def _as_dicts(lines: list[bytes]) -> list[dict]:
     """The same items as boto3's Python values (Decimal numbers, str, dict), for batch_writer."""
     des = TypeDeserializer()
     return [{k: des.deserialize(v) for k, v in json.loads(line)["Item"].items()} for line in lines]
+
+
+def main(argv=None) -> int:
+    """Only the extract figures, on a generated table (the rest: python -m bench.run)."""
+    import argparse
+    import os
+
+    from . import data
+    from .common import server
+
+    p = argparse.ArgumentParser(prog="python -m bench.stages", description=main.__doc__)
+    p.add_argument("--rows", type=int, default=300_000, help="rows in the generated table")
+    p.add_argument("--page-size", type=int, default=50_000)
+    p.add_argument("--keep", action="store_true", help="reuse the table of an earlier --keep")
+    args = p.parse_args(argv)
+    info = server()
+    src = "sluice_bench_stages_src" if args.keep else f"sluice_bench_stages_{os.getpid()}_src"
+    made = False
+    if not (args.keep and sql(info, "SHOW DATABASES LIKE %s", params=(src,))):
+        log(f"bench: stages: generating {args.rows:,} rows ...")
+        data.create(info, src, args.rows)
+        made = True
+    raw = db.connect(info.with_database(src), raw=True)
+    try:
+        table = source.introspect(raw, src, only=[TABLE])[TABLE]
+        res = StageResults()
+        measure_extract(res, raw, src, table, cut_pages(raw, src, TABLE, ["id"], args.page_size))
+    finally:
+        raw.close()
+        if made and not args.keep:
+            sql(info, f"DROP DATABASE `{src}`")
+    print("| figure | rows | wall s | CPU s | rows per CPU-second |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for f in res.figures.values():
+        print(f"| {f.name} | {f.rows:,} | {f.wall:.2f} | {f.cpu:.2f} | {f.per_cpu_second:,.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -32,6 +32,15 @@ def record_handler(record: SQSRecord) -> None:
         metrics.add_metric(name="RowsLoaded", unit=MetricUnit.Count, value=result["rows"])
         metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result["rejected"])
         metrics.add_metric(name="PageSeconds", unit=MetricUnit.Seconds, value=result["seconds"])
+        if "write_units" in result:  # DynamoDB: capacity sent, and time held by the write_rate
+            metrics.add_metric(
+                name="WriteUnits", unit=MetricUnit.Count, value=result["write_units"]
+            )
+            metrics.add_metric(
+                name="RateWaitSeconds",
+                unit=MetricUnit.Seconds,
+                value=result["rate_wait_ms"] / 1000,
+            )
         logger.info("page loaded", extra=result)
 
 

@@ -15,7 +15,11 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     logger.append_keys(run_id=event.get("run_id"))
+    # With "deep": true (`sluice verify --run ID`), every page is read back from the target.
     report = stages.verify_run(stages.context(), event)
+    if report.get("deep"):
+        mismatched = sum(len(t["mismatched"]) for t in report["tables"].values())
+        metrics.add_metric(name="PagesMismatched", unit=MetricUnit.Count, value=mismatched)
     metrics.add_metric(
         name="RunsVerified" if report["ok"] else "RunsNotVerified", unit=MetricUnit.Count, value=1
     )

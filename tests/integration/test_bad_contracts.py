@@ -213,6 +213,41 @@ CASES = [
         "give a template",
     ),
     Bad(
+        "write-rate-below-one-unit",
+        put("target.tables.shop.write_rate", {"units_per_second": 0.5}),
+        "$.target.tables.shop.write_rate.units_per_second",
+        "use 1 or more",
+    ),
+    Bad(
+        "write-rate-share-above-the-whole",
+        put("target.tables.shop.write_rate", {"share_of_provisioned": 1.5}),
+        "$.target.tables.shop.write_rate.share_of_provisioned",
+        "use a number above 0 and at most 1",
+    ),
+    Bad(
+        "write-rate-misspelled",
+        put("target.tables.shop.write_rate", {"unit_per_second": 500}),
+        "$.target.tables.shop.write_rate",
+        "(did you mean 'units_per_second'?)",
+    ),
+    Bad(
+        "write-rate-both-ways",
+        put(
+            "target.tables.shop.write_rate", {"units_per_second": 500, "share_of_provisioned": 0.5}
+        ),
+        "$.target.tables.shop.write_rate",
+        "give units_per_second or share_of_provisioned, not both",
+    ),
+    Bad(
+        "write-rate-on-an-import",
+        both(
+            put("target.tables.shop.load", "import"),
+            put("target.tables.shop.write_rate", {"units_per_second": 500}),
+        ),
+        "$.target.tables.shop.write_rate",
+        "an import uses no write capacity",
+    ),
+    Bad(
         "types-on-mysql-target",
         put("tables[0].target.types", {"id": "string"}),
         "$.tables[0].target.types",

@@ -239,7 +239,7 @@ def test_an_existing_table_is_refused_by_the_plan_before_any_page_moves(local_st
     assert desc["status"] == "FAILED"
     assert f"DynamoDB table {TABLE} exists" in desc["cause"]
     assert '"load": "import" creates its table' in json.loads(desc["cause"])["errorMessage"]
-    assert entered(history) == ["Plan"]
+    assert entered(history) == ["StartOrResume", "Plan"]
 
 
 def test_plan_estimate_prices_each_table_of_a_contract_from_the_live_source(

@@ -195,6 +195,7 @@ def test_every_function_has_the_same_environment_naming_the_deployed_resources(s
         "SLUICE_TRANSFORM_DLQ_URL": stack.outputs["TransformDLQUrl"],
         "SLUICE_LOAD_DLQ_URL": stack.outputs["LoadDLQUrl"],
         "SLUICE_MAX_RECEIVE_COUNT": "3",
+        "SLUICE_LOAD_CONCURRENCY": "10",  # LoadConcurrency's default
         "SLUICE_POLL_SECONDS": "15",
         "SLUICE_CREATE_MISSING_TABLES": "false",
         "SLUICE_SOURCE_SECRET_ARN": SOURCE_SECRET,

@@ -99,7 +99,7 @@ def test_a_run_of_several_pages_succeeds_with_every_row_loaded(local_stack, sour
     t = output["verify"]["tables"]["items"]
     assert (t["source_rows"], t["extracted"], t["loaded"], t["pages"]) == (35, 35, 35, 4)
     states = entered(history)
-    assert states[:3] == ["Plan", "HasPages", "SendPages"]
+    assert states[:4] == ["StartOrResume", "Plan", "HasPages", "SendPages"]
     assert states[-3:] == ["Verify", "Verified", "Succeeded"]
     assert {"MapRunStarted", "MapRunSucceeded"} <= {e["type"] for e in history}
     items = aws.client("dynamodb").scan(TableName="sm_items", Select="COUNT")["Count"]
@@ -171,6 +171,7 @@ def test_an_empty_table_succeeds_without_fanning_out_or_waiting(local_stack, sou
     states = entered(history)
     assert "SendPages" not in states and "WaitForPages" not in states
     assert states == [
+        "StartOrResume",
         "Plan",
         "HasPages",
         "HasBulkTables",
@@ -232,7 +233,7 @@ def test_a_table_over_the_bulk_threshold_runs_as_a_glue_job_without_page_message
     t = json.loads(desc["output"])["verify"]["tables"]["items"]
     assert (t["source_rows"], t["pages"], t["loaded"], t["ok"]) == (25, 3, 25, True)
     states = entered(history)
-    assert states[:5] == ["Plan", "HasPages", "HasBulkTables", "BulkTables", "BulkJob"]
+    assert states[1:6] == ["Plan", "HasPages", "HasBulkTables", "BulkTables", "BulkJob"]
     assert "SendPages" not in states and "BulkJobFailed" not in states
     glue = [
         e["taskScheduledEventDetails"]

@@ -10,16 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sluice.bulk import (
     BulkJob,
-    TokenBucket,
     checksum_expr,
     inline_predicate,
     job_failure_reason,
     sql_literal,
     unfinished,
-    write_units,
 )
 from sluice.errors import SluiceError
 from sluice.keys import PageRange
+from sluice.ratelimit import TokenBucket, write_units
 
 
 def test_integers_and_numbers_are_inlined_as_digits_only_when_they_are_digits():

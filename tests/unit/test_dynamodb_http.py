@@ -12,7 +12,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from sluice.targets.dynamodb import write_page_items
+from sluice.targets.dynamodb import Backoff, BatchNotWritten, write_page_items
 from sluice.targets.dynamodb_http import HttpBatchWriter, request_body
 
 CREDS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token")
@@ -99,7 +99,7 @@ class _Scripted(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).bodies.append(json.loads(body))
         status, doc = type(self).script.pop(0)
-        out = json.dumps(doc).encode()
+        out = doc.encode() if isinstance(doc, str) else json.dumps(doc).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/x-amz-json-1.0")
         self.send_header("Content-Length", str(len(out)))
@@ -119,9 +119,9 @@ def scripted():
     server.shutdown()
 
 
-def test_throttling_and_unprocessed_items_are_retried_until_written(scripted, monkeypatch):
+def test_throttling_and_unprocessed_items_are_retried_until_written(scripted):
     handler, url = scripted
-    monkeypatch.setattr("sluice.targets.dynamodb_http.time.sleep", lambda s: None)
+    sleeps: list[float] = []
     lines = [json.dumps({"Item": {"PK": {"S": f"K#{i}"}}}).encode() for i in range(3)]
     left = {"UnprocessedItems": {"t1": [{"PutRequest": {"Item": {"PK": {"S": "K#2"}}}}]}}
     handler.script = [
@@ -136,7 +136,9 @@ def test_throttling_and_unprocessed_items_are_retried_until_written(scripted, mo
         (200, {"UnprocessedItems": {}}),
     ]
     writer = HttpBatchWriter("us-east-1", url, Credentials("x", "x"))
-    assert write_page_items(writer, "t1", lines, ["PK"], threads=1)[0] == 3
+    backoff = Backoff(sleep=sleeps.append, jitter=lambda: 1.0)
+    assert write_page_items(writer, "t1", lines, ["PK"], threads=1, backoff=backoff)[0] == 3
+    assert sleeps == [0.1, 0.2]
     sent = [
         [r["PutRequest"]["Item"]["PK"]["S"] for r in b["RequestItems"]["t1"]]
         for b in handler.bodies
@@ -159,3 +161,44 @@ def test_a_refused_item_is_isolated_and_the_rest_written(scripted):
     assert written == 3
     assert rejected.keys == [{"PK": "K#2"}]
     assert rejected.reasons == ["DynamoDB refused the item: bad number"]
+
+
+def test_throttling_and_server_errors_are_retried_with_growing_waits(scripted):
+    handler, url = scripted
+    throttled = (
+        400,
+        {"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"},
+    )
+    handler.script = [
+        throttled,
+        (500, {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError"}),
+        (503, "<html>Service Unavailable</html>"),  # not DynamoDB's JSON: a proxy's page
+        throttled,
+        (200, {"UnprocessedItems": {}}),
+    ]
+    sleeps: list[float] = []
+    lines = [json.dumps({"Item": {"PK": {"S": f"K#{i}"}}}).encode() for i in range(5)]
+    writer = HttpBatchWriter("us-east-1", url, Credentials("x", "x"))
+    backoff = Backoff(sleep=sleeps.append, jitter=lambda: 1.0)
+
+    written, rejected = write_page_items(writer, "t1", lines, ["PK"], backoff=backoff)
+    assert (written, len(rejected)) == (5, 0)
+
+    assert sleeps == [0.1, 0.2, 0.4, 0.8]
+    assert [len(b["RequestItems"]["t1"]) for b in handler.bodies] == [5] * 5
+
+
+def test_retries_that_run_out_fail_the_page_naming_table_page_and_last_answer(scripted):
+    handler, url = scripted
+    handler.script = [(400, {"__type": "x#ThrottlingException", "message": "Rate exceeded"})] * 10
+    writer = HttpBatchWriter("us-east-1", url, Credentials("x", "x"))
+    line = json.dumps({"Item": {"PK": {"S": "K#1"}}}).encode()
+    with pytest.raises(BatchNotWritten) as failed:
+        write_page_items(
+            writer, "t1", [line], ["PK"], backoff=Backoff(sleep=lambda s: None), page="users#2"
+        )
+    assert str(failed.value).startswith(
+        "page users#2: DynamoDB table t1: 1 items not written after 10 attempts"
+    )
+    assert "ThrottlingException: Rate exceeded" in str(failed.value)
+    assert len(handler.bodies) == 10

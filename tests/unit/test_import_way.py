@@ -264,6 +264,22 @@ def test_write_units_count_every_started_kilobyte_and_every_index():
     assert small.faster == "write" and small.cheaper == "import"
 
 
+def test_lambda_compute_counts_each_stage_of_a_way_at_the_assumed_cpu_rate():
+    rate = estimate.ROWS_PER_CPU_SECOND
+    e = estimate.estimate(1_000_000, 200)
+    staged = 1e6 / rate["extract"] + 1e6 / rate["transform_dynamodb"] + 1e6 / rate["gzip"]
+    assert e.compute("import").seconds == pytest.approx(staged)
+    assert e.compute("write").seconds == pytest.approx(staged + 1e6 / rate["load_dynamodb"])
+    # Below a full vCPU, a CPU-bound second bills 1769/1024 GB-seconds.
+    assert e.compute("write").cost == pytest.approx(
+        e.compute("write").seconds * 1769 / 1024 * estimate.LAMBDA_PRICE_PER_GB_SECOND
+    )
+    assert e.to_dict()["lambda_compute"]["import"] == {
+        "cost_usd": pytest.approx(e.compute("import").cost),
+        "cpu_seconds": pytest.approx(staged),
+    }
+
+
 def test_plan_estimate_prints_both_ways_for_a_billion_rows_without_a_database(capsys):
     argv = ["plan", "--estimate", "--rows", "1000000000", "--item-bytes", "200"]
     assert cli.main(argv) == 0
@@ -274,6 +290,7 @@ def test_plan_estimate_prints_both_ways_for_a_billion_rows_without_a_database(ca
     assert "import is cheaper by $595.00" in out and "import is faster" in out
     assert "us-east-1, as of 2026" in out and "$0.625 per million write request units" in out
     assert "$0.15 per GB" in out
+    assert "Lambda compute besides: $" in out and "rows per CPU-second extract" in out
 
     assert cli.main([*argv, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)

@@ -91,3 +91,36 @@ def test_progress_sums_counts_over_pages(manifest):
     assert (orders.extracted, orders.transformed, orders.rejected, orders.loaded) == (11, 9, 2, 9)
     assert orders.done
     assert orders.extracted == orders.loaded + orders.rejected
+
+
+def test_progress_names_each_unfinished_page_and_when_a_page_last_moved(manifest):
+    manifest.advance(PageRef(RUN, "orders", 1), "loaded", {"loaded": 3})
+    manifest.advance(PageRef(RUN, "orders", 2), "extracted", {"extracted": 3})
+    manifest.record_failure(PageRef(RUN, "users", 1), "load", "Boom", final=True)
+
+    progress = manifest.progress(RUN)
+
+    assert progress["orders"].unfinished_pages == [{"page": 2, "status": "extracted"}]
+    assert progress["users"].unfinished_pages == []  # failed: listed with its error instead
+    assert progress["users"].failed_pages[0]["error"] == "Boom"
+    assert progress["orders"].last_change is not None
+
+
+def test_a_run_whose_waiting_pages_stopped_moving_fails_naming_them(manifest, monkeypatch):
+    from sluice import stages
+    from sluice.config import Settings
+
+    monkeypatch.setattr(stages, "dlq_depths", lambda ctx: {})
+    manifest.advance(PageRef(RUN, "orders", 1), "loaded", {"loaded": 3})
+    manifest.advance(PageRef(RUN, "users", 1), "loaded", {"loaded": 3})
+    ctx = stages.Context(Settings("b", "m", "", {}, 3, False, 1, 86400, stall_seconds=60))
+    monkeypatch.setattr(stages.Context, "manifest", property(lambda self: manifest))
+    import time
+
+    fresh = stages.progress(ctx, {"run_id": RUN, "started_at": time.time()})
+    assert (fresh["done"], fresh["failed"], fresh["stalled"]) == (False, False, False)
+
+    later = time.time() + 61
+    monkeypatch.setattr(stages.time, "time", lambda: later)
+    stale = stages.progress(ctx, {"run_id": RUN, "started_at": later - 120})
+    assert (stale["done"], stale["failed"], stale["stalled"]) == (False, True, True)

@@ -158,8 +158,7 @@ def test_unprocessed_items_are_retried_until_every_item_is_written(client, plain
     assert scan_all(plain, "shop") == {f"USER#{i}": expected(i) for i in range(60)}
 
 
-def test_items_still_unprocessed_after_every_attempt_raise(client, monkeypatch):
-    monkeypatch.setattr(ddb.time, "sleep", lambda s: None)
+def test_items_still_unprocessed_after_every_attempt_raise(client):
     ddb.ensure_table(client, DynamoTable("shop", "PK", "SK"))
     attempts = []
 
@@ -169,6 +168,74 @@ def test_items_still_unprocessed_after_every_attempt_raise(client, monkeypatch):
         parsed["UnprocessedItems"] = {"shop": [{"PutRequest": {"Item": item}}]}
 
     client.meta.events.register("after-call.dynamodb.BatchWriteItem", never)
-    with pytest.raises(SluiceError, match=r"shop: 1 items still unprocessed after 10 attempts"):
-        ddb.write_items(client, "shop", [line(1)], threads=1)
-    assert len(attempts) == ddb.MAX_ATTEMPTS
+    backoff = ddb.Backoff(sleep=lambda s: None)
+    with pytest.raises(SluiceError, match=r"table shop: 1 items not written after 10 attempts"):
+        ddb.write_items(client, "shop", [line(1)], threads=1, backoff=backoff)
+    assert len(attempts) == backoff.attempts == 10
+
+
+def _answer(code: str, status: int):
+    """A before-call hook's short-circuit: botocore raises it as the service's error."""
+
+    class Http:
+        status_code = status
+
+    return Http(), {
+        "Error": {"Code": code, "Message": "slow down"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("ProvisionedThroughputExceededException", 400),
+        ("ThrottlingException", 400),
+        ("RequestLimitExceeded", 400),
+        ("InternalServerError", 500),
+        ("ServiceUnavailable", 503),
+    ],
+)
+def test_throttled_sdk_requests_are_retried_with_growing_waits_until_written(
+    aws_mock, plain, code, status
+):
+    client = ddb.make_client(None, REGION, retries=False)
+    ddb.ensure_table(client, DynamoTable("shop", "PK", "SK"))
+    answers = [_answer(code, status)] * 3
+    calls = []
+
+    def throttle(**_):
+        calls.append(1)
+        return answers.pop(0) if answers else None  # None: on to the emulator
+
+    client.meta.events.register("before-call.dynamodb.BatchWriteItem", throttle)
+    sleeps: list[float] = []
+    backoff = ddb.Backoff(sleep=sleeps.append, jitter=lambda: 1.0)
+    lines = [line(i) for i in range(20)]
+
+    written, rejected = ddb.write_page_items(client, "shop", lines, ["PK", "SK"], backoff=backoff)
+
+    assert (written, len(rejected), len(calls)) == (20, 0, 4)
+    assert sleeps == [0.1, 0.2, 0.4]
+    assert scan_all(plain, "shop") == {f"USER#{i}": expected(i) for i in range(20)}
+
+
+def test_sdk_throttling_that_never_ends_fails_the_page_naming_it(aws_mock):
+    client = ddb.make_client(None, REGION, retries=False)
+    ddb.ensure_table(client, DynamoTable("shop", "PK", "SK"))
+    client.meta.events.register(
+        "before-call.dynamodb.BatchWriteItem",
+        lambda **_: _answer("ProvisionedThroughputExceededException", 400),
+    )
+    backoff = ddb.Backoff(sleep=lambda s: None)
+    with pytest.raises(ddb.BatchNotWritten) as failed:
+        ddb.write_page_items(client, "shop", [line(1)], ["PK"], backoff=backoff, page="users#3")
+    assert str(failed.value).startswith("page users#3: DynamoDB table shop: 1 items not written")
+    assert "ProvisionedThroughputExceededException" in str(failed.value)
+
+
+def test_a_write_only_client_leaves_retries_to_sluice():
+    assert ddb.make_client(None, REGION, retries=False).meta.config.retries == {
+        "total_max_attempts": 1,
+        "mode": "standard",
+    }

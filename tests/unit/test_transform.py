@@ -780,6 +780,129 @@ def test_json_numbers_at_dynamodb_range_limits_are_kept_exactly(users_cols, numb
     assert item["prefs"] == {"L": [{"N": number}]}
 
 
+# ---------------------------------------------------------------- JSON columns, many rows
+
+
+def dynamodb_json(text: str):
+    """The README's mapping of one JSON text, read independently: numbers as written."""
+
+    def wrap(v):
+        if isinstance(v, dict):  # already wrapped by the hooks below
+            return v
+        if isinstance(v, str):
+            return {"S": v}
+        if isinstance(v, list):
+            return {"L": [wrap(x) for x in v]}
+        return {"NULL": True} if v is None else {"BOOL": v}
+
+    return wrap(
+        json.loads(
+            text,
+            parse_int=lambda s: {"N": s},
+            parse_float=lambda s: {"N": s},
+            object_pairs_hook=lambda pairs: {"M": {k: wrap(v) for k, v in pairs}},
+        )
+    )
+
+
+JSON_LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**37), 10**37),
+    st.floats(-1e100, 1e100).filter(lambda f: f == 0 or abs(f) > 1e-100),
+    TEXT,
+)
+JSON_DOC = st.recursive(
+    JSON_LEAF,
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(TEXT, kids, max_size=4),
+    max_leaves=10,
+)
+
+
+@given(
+    st.lists(JSON_DOC, min_size=1, max_size=4),
+    st.lists(st.tuples(st.integers(0, 3), st.booleans(), st.booleans()), min_size=1, max_size=40),
+)
+@example(
+    [{"sku": "A", "qty": 2, "price": 0.31}, {"a": [1, {"b": None}], "c": True}],
+    [(0, False, False), (0, True, False), (1, False, True), (0, False, False), (1, True, True)],
+)
+def test_json_columns_of_many_rows_map_each_value_as_documented(docs, rows):
+    """Rows that share a document's structure go through it together; every value, whatever
+    its spacing and escapes, maps as the same value alone would."""
+    cols = [plain_column("id", "int"), plain_column("js", "json")]
+    c = dynamo_contract(entity("t", ["id"], "T#{id}"), sort_key=False)
+    texts = [
+        json.dumps(
+            docs[i % len(docs)],
+            ensure_ascii=ascii_escapes,
+            separators=(", ", ": ") if spaced else (",", ":"),
+        )
+        for i, ascii_escapes, spaced in rows
+    ]
+    lines, rejected = transform(
+        c, "t", page(cols, [{"id": i, "js": t} for i, t in enumerate(texts)])
+    )
+    assert len(rejected) == 0
+    assert [item["js"] for item in items_of(lines)] == [dynamodb_json(t) for t in texts]
+
+
+def test_json_values_outside_the_shared_structure_arrive_or_are_rejected_alone(coded_cols):
+    c = dynamo_contract(entity("codes", ["id"], "C#{id}", "C", types={"code": "json"}))
+    shared = '{"sku": "S-%d", "qty": %d}'
+    others = {
+        10: '{"sku": "a", "sku": "b"}',  # a key twice: the last value wins, as json.loads does
+        11: '{"sku": "q\\"uote", "qty": 1}',  # escapes in the text
+        12: '{"sku": "S", "qty": 123456789012345678901234567890123456789}',  # 39 digits
+        13: '{"sku": "S", "qty": 1.5e3}',  # an exponent: kept as written
+        14: '{"qty": 1, "sku": "S"}',  # the same keys in another order
+        15: "[]",
+    }
+    rows = [{"id": i, "code": others.get(i, shared % (i, i))} for i in range(20)]
+    lines, rejected = transform(c, "codes", page(coded_cols, rows))
+    items = {int(i["PK"]["S"][2:]): i["code"] for i in items_of(lines)}
+    assert rejected.keys == [{"id": 12}]
+    assert rejected.reasons == [
+        "code: 123456789012345678901234567890123456789 has more than 38 significant digits"
+    ]
+    assert items[0] == {"M": {"sku": {"S": "S-0"}, "qty": {"N": "0"}}}
+    assert items[10] == {"M": {"sku": {"S": "b"}}}
+    assert items[11] == {"M": {"sku": {"S": 'q"uote'}, "qty": {"N": "1"}}}
+    assert items[13] == {"M": {"sku": {"S": "S"}, "qty": {"N": "1.5e3"}}}
+    assert items[14] == {"M": {"qty": {"N": "1"}, "sku": {"S": "S"}}}
+    assert items[15] == {"L": []}
+    assert len(items) == 19
+    # in the wire text, map keys keep their order and a repeated key is written once
+    raw = {int(json.loads(r)["Item"]["PK"]["S"][2:]): r for r in lines.to_pylist()}
+    assert b'"code":{"M":{"qty":{"N":"1"},"sku":{"S":"S"}}}' in raw[14]
+    assert b'"code":{"M":{"sku":{"S":"b"}}}' in raw[10]
+
+
+def test_a_few_strings_needing_escapes_among_many_plain_ones_are_escaped_exactly(coded_cols):
+    c = dynamo_contract(entity("codes", ["id"], "C#{code}", "C"))
+    odd = {7: 'say "hi"', 50: "tab\there", 93: "ctl\x01\x1f", 120: "back\\slash"}
+    rows = [{"id": i, "code": odd.get(i, f"plain {i}")} for i in range(200)]
+    lines, rejected = transform(c, "codes", page(coded_cols, rows))
+    assert len(rejected) == 0
+    items = items_of(lines)
+    assert [i["code"]["S"] for i in items] == [r["code"] for r in rows]
+    assert [i["PK"]["S"] for i in items] == ["C#" + r["code"] for r in rows]
+    assert b'"code":{"S":"ctl\\u0001\\u001f"}' in lines[93].as_py()
+
+
+def test_a_repeated_integer_in_one_key_part_is_no_duplicate_when_the_other_differs(column):
+    cols = [column("id", "int", nullable=False), column("cust", "int")]
+    c = dynamo_contract(entity("orders", ["id"], "C#{cust}", "O#{id}"))
+    rows = [{"id": i, "cust": i % 3} for i in range(9)]
+    lines, rejected = transform(c, "orders", page(cols, rows))
+    assert len(rejected) == 0 and len(lines) == 9
+    c = dynamo_contract(entity("orders", ["id"], "C#{cust}", "ORDER"))
+    lines, rejected = transform(c, "orders", page(cols, rows))
+    assert [i["cust"]["N"] for i in items_of(lines)] == ["0", "1", "2"]
+    assert rejected.keys == [{"id": i} for i in range(3, 9)]
+    assert all(r.startswith("duplicate target key") for r in rejected.reasons)
+
+
 # ---------------------------------------------------------------- floats
 
 

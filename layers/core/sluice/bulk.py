@@ -12,7 +12,6 @@ Spark: sluice.bulk_spark holds the driver.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -23,14 +22,15 @@ from functools import lru_cache
 
 import pyarrow as pa
 
-from . import db, transform, user_transform
+from . import db, retry, transform, user_transform
 from .contract import Contract, TableSpec, from_json
 from .errors import PageError, SluiceError
 from .keys import PageRange
 from .manifest import Manifest
+from .ratelimit import Meter, TokenBucket
 from .source import SourceTable, decode_key, range_predicate, read_page
 from .sql import q, qualified
-from .staging import KEYS, LOAD_REJECTED, NO_REJECTS, REJECTED, PageRef, Rejected, gzip_lines
+from .staging import KEYS, LOAD_REJECTED, NO_REJECTS, REJECTED, PageRef, gzip_lines
 from .staging import write_arrow as write_arrow_ipc
 from .targets import dynamodb as ddb_target
 from .targets import mysql as mysql_target
@@ -274,81 +274,28 @@ def conn_info(job: BulkJob, role: str, contract: Contract) -> db.ConnInfo:
     return db.resolve(role, url)
 
 
-def _connection(info: db.ConnInfo, *, raw: bool = False, local_infile: bool = False):
+def _connection(
+    info: db.ConnInfo,
+    *,
+    raw: bool = False,
+    local_infile: bool = False,
+    statement_timeout: float | None = None,
+):
     """One connection per database and mode per worker process (the pool the stages use)."""
-    return db.pooled(info, raw=raw, local_infile=local_infile)
+    return db.pooled(info, raw=raw, local_infile=local_infile, statement_timeout=statement_timeout)
 
 
 @lru_cache(maxsize=4)
 def _dynamo_client(endpoint_url: str | None, region: str):
     if endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID"):
         os.environ.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
-    return ddb_target.make_client(endpoint_url, region)
+    return ddb_target.make_client(endpoint_url, region, retries=False)
 
 
 @lru_cache(maxsize=64)
 def _item_plan(contract_json: str, table: str, kinds: tuple[tuple[str, str], ...]):
     contract = _contract(contract_json)
     return transform.item_plan(contract, contract.table(table), [c for c, _ in kinds], dict(kinds))
-
-
-# ---------------------------------------------------------------- write capacity
-
-
-class TokenBucket:
-    """A task's share of the target's write capacity: `rate` units a second, bursts of at
-    most one second's worth. A rate of 0 or less takes nothing and never waits."""
-
-    def __init__(self, rate: float, clock=time.monotonic, sleep=time.sleep):
-        self.rate = float(rate)
-        self.capacity = max(self.rate, 1.0)
-        self.tokens = self.capacity
-        self.clock, self.sleep = clock, sleep
-        self.at = clock()
-
-    def take(self, units: float) -> None:
-        if self.rate <= 0:
-            return
-        while True:
-            now = self.clock()
-            self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
-            self.at = now
-            # A request larger than a burst waits for a full bucket, then overdraws it.
-            need = min(units, self.capacity)
-            if self.tokens >= need:
-                self.tokens -= units
-                return
-            self.sleep((need - self.tokens) / self.rate)
-
-
-def write_units(line: bytes) -> int:
-    """Write capacity units of one item: one per started KB (its wire JSON is near its size)."""
-    return max(1, math.ceil(len(line) / 1024))
-
-
-def write_items_paced(
-    client, table: str, lines: Sequence[bytes], key_names: Sequence[str], bucket: TokenBucket
-) -> tuple[int, Rejected]:
-    """write_page_items in chunks of at most a second's worth of units, each paid for first."""
-    if bucket.rate <= 0:
-        return ddb_target.write_page_items(client, table, lines, key_names)
-    written, rejected = 0, NO_REJECTS
-    chunk, units = [], 0
-    limit = max(1.0, bucket.capacity)
-    for line in lines:
-        u = write_units(line)
-        if chunk and (units + u > limit or len(chunk) >= 4 * ddb_target.BATCH):
-            bucket.take(units)
-            n, r = ddb_target.write_page_items(client, table, chunk, key_names)
-            written, rejected = written + n, rejected + r
-            chunk, units = [], 0
-        chunk.append(line)
-        units += u
-    if chunk:
-        bucket.take(units)
-        n, r = ddb_target.write_page_items(client, table, chunk, key_names)
-        written, rejected = written + n, rejected + r
-    return written, rejected
 
 
 # ---------------------------------------------------------------- one range
@@ -371,10 +318,25 @@ def _process(shipped: Shipped, task: RangeTask, bucket: TokenBucket) -> dict:
     src = shipped.source
     ref = PageRef(job.run_id, job.table, task.page)
     lo, hi = decode_key(task.lo), decode_key(task.hi)
-    raw = _connection(conn_info(job, "source", contract), raw=True)
+    source = conn_info(job, "source", contract)
     schema = arrow_schema(src.columns)
-    page = pa.Table.from_batches(
-        list(read_page(raw, contract.source_database, src, spec.key, lo, hi)), schema=schema
+    timeout = db.source_statement_timeout()
+    # A transient MySQL failure reads the whole range again, on a fresh connection.
+    page = retry.call(
+        f"{ref.label} of run {job.run_id} (bulk read)",
+        lambda: pa.Table.from_batches(
+            list(
+                read_page(
+                    _connection(source, raw=True, statement_timeout=timeout),
+                    contract.source_database,
+                    src,
+                    spec.key,
+                    lo,
+                    hi,
+                )
+            ),
+            schema=schema,
+        ),
     )
     extracted = page.num_rows
     if extracted != task.source_rows:
@@ -398,10 +360,18 @@ def _process(shipped: Shipped, task: RangeTask, bucket: TokenBucket) -> dict:
         rows = transform.to_mysql_rows(page, spec)
         counts["transformed"] = rows.num_rows
         info = conn_info(job, "target", contract)
-        target = _connection(info, local_infile=True)
         key_cols = [spec.rename.get(k, k) for k in spec.key]
-        loaded, load_rejected = mysql_target.load_page_rows(
-            target, contract.target_database, spec.target_table, rows, key_cols, spec.on_conflict
+        # A transient MySQL failure (its transaction rolled back) loads the whole range again.
+        loaded, load_rejected = retry.call(
+            f"{ref.label} of run {job.run_id} (bulk load)",
+            lambda: mysql_target.load_page_rows(
+                _connection(info, local_infile=True),
+                contract.target_database,
+                spec.target_table,
+                rows,
+                key_cols,
+                spec.on_conflict,
+            ),
         )
         if not len(rejected) and not len(load_rejected):
             kinds = key_kinds(src, spec.key)
@@ -432,9 +402,11 @@ def _process(shipped: Shipped, task: RangeTask, bucket: TokenBucket) -> dict:
         else:
             client = _dynamo_client(contract.endpoint_url or job.aws_endpoint_url, job.region)
             key_names = [k for k in (table.partition_key, table.sort_key) if k]
-            loaded, load_rejected = write_items_paced(
-                client, spec.target_table, lines.to_pylist(), key_names, bucket
+            meter = Meter(bucket)
+            loaded, load_rejected = ddb_target.write_page_items(
+                client, spec.target_table, lines.to_pylist(), key_names, meter=meter, page=ref.label
             )
+            counts.update(meter.counts())
     if len(rejected):
         put(ref.key(REJECTED), rejected.to_jsonl())
     if len(load_rejected):
@@ -458,7 +430,8 @@ def process_range(shipped: Shipped, task: RangeTask) -> RangeResult:
             sys.path.append(p)
     manifest = manifest_for(job)
     ref = PageRef(job.run_id, job.table, task.page)
-    bucket = TokenBucket(shipped.write_units_share)
+    # Empty at first: a range's task starting must not add a burst to its share.
+    bucket = TokenBucket(shipped.write_units_share, full=False)
     started = time.time()
     for attempt in range(1, job.max_attempts + 1):
         try:

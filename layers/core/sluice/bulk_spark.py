@@ -44,6 +44,7 @@ from .contract import from_json
 from .db import ConnInfo
 from .errors import SluiceError
 from .keys import PageRange
+from .ratelimit import rates_key
 from .source import SourceTable, decode_key, introspect
 from .staging import contract_key, target_columns_key
 
@@ -133,6 +134,18 @@ def _get_json(job: BulkJob, key: str):
     return json.loads(s3_client(job).get_object(Bucket=job.bucket, Key=key)["Body"].read())
 
 
+def job_write_rate(job: BulkJob, contract, target_table: str) -> float:
+    """Units a second this job may write (0: no cap): the stack's BulkWriteUnitsPerSecond, and
+    the job's share of the contract's write_rate for its table (the plan split it), the
+    smaller of the two when both are set."""
+    caps = [job.write_units_per_second] if job.write_units_per_second > 0 else []
+    table = contract.dynamo_tables.get(target_table) if contract.target_kind == "dynamodb" else None
+    if table is not None and table.write_rate is not None:
+        rates = _get_json(job, rates_key(job.run_id))
+        caps.append(float(rates[target_table]["bulk"][job.table]))
+    return min(caps) if caps else 0.0
+
+
 def run_job(spark, job: BulkJob) -> dict:
     """Process the unfinished ranges of one table; returns a summary, raises BulkJobFailed
     when a range failed. Whatever stops the job early marks its unfinished pages failed."""
@@ -198,13 +211,14 @@ def _run(spark, job: BulkJob, manifest) -> dict:
     ]
     sc = spark.sparkContext
     at_once = max(1, min(len(tasks), sc.defaultParallelism))
+    rate = job_write_rate(job, contract, spec.target_table)
     shipped = Shipped(
         # Tasks resolve secrets themselves; connections given to a local run travel as they are.
         job=job,
         contract_json=contract_text,
         source=src,
         target_columns=target_columns,
-        write_units_share=job.write_units_per_second / at_once,
+        write_units_share=rate / at_once,
     )
     results = sc.parallelize(tasks, len(tasks)).map(lambda t: process_range(shipped, t)).collect()
     failed = [r for r in results if not r.ok]

@@ -62,13 +62,25 @@ def cmd_validate(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    """`sluice plan --estimate`: both ways into DynamoDB, priced and timed, per table."""
+    """`sluice plan --estimate`: per table, the path the plan takes with its AWS bill and
+    duration, and for DynamoDB both ways in (writes, Import from S3), priced and timed."""
+    from dataclasses import replace
+
     from . import estimate
 
     if not args.estimate:
         raise SluiceError("sluice plan only estimates for now: add --estimate")
     if args.write_rate is None:
         args.write_rate = estimate.DEFAULT_WRITE_RATE
+    stack = estimate.STACK
+    for flag, value, setting in (
+        ("--extract-concurrency", args.extract_concurrency, "extract_concurrency"),
+        ("--load-concurrency", args.load_concurrency, "load_concurrency"),
+    ):
+        if value is not None:
+            if value < 1:
+                raise SluiceError(f"{flag} {value}: give at least 1 (workers at once)")
+            stack = replace(stack, **{setting: value})
     override = args.rows is not None or args.item_bytes is not None
     if override:
         if args.rows is None or args.item_bytes is None:
@@ -79,34 +91,40 @@ def cmd_plan(args) -> int:
             )
         ]
         totals = None
+        paths = estimate.both_paths(
+            args.rows, args.item_bytes, write_rate=args.write_rate, stack=stack
+        )
     else:
         if not args.contract:
             raise SluiceError("give --contract FILE (read the source), or --rows N --item-bytes B")
         from .db import connect, resolve
 
         c = contract_mod.load(args.contract)
-        if c.target_kind != "dynamodb":
-            raise SluiceError(
-                f"{args.contract}: its target is {c.target_kind}; the estimate prices DynamoDB ways"
-            )
         conn = connect(resolve("source", c.source_url, c.source_database))
         try:
-            rows = estimate.for_contract(conn, c, write_rate=args.write_rate)
+            sizes = estimate.table_sizes(conn, c)
         finally:
             conn.close()
-        totals = estimate.per_target(rows, write_rate=args.write_rate)
+        rows, totals = [], None
+        if c.target_kind == "dynamodb":  # the two ways into DynamoDB
+            rows = estimate.for_contract(None, c, write_rate=args.write_rate, sizes=sizes)
+            totals = estimate.per_target(rows, write_rate=args.write_rate)
+        paths = estimate.paths_for_contract(c, sizes, write_rate=args.write_rate, stack=stack)
     if args.json:
         print(
             json.dumps(
                 {
                     "tables": [e.to_dict() for e in rows],
                     "targets": [e.to_dict() for e in totals or []],
-                    "assumptions": estimate.assumptions(args.write_rate),
+                    "paths": [p.to_dict() for p in paths],
+                    "stack": stack.to_dict(),
+                    "prices": {name: p.to_dict() for name, p in estimate.PRICES.items()},
+                    "assumptions": estimate.assumptions(args.write_rate, stack),
                 }
             )
         )
     else:
-        sys.stdout.write(estimate.render(rows, totals, args.write_rate))
+        sys.stdout.write(estimate.render(rows, totals, args.write_rate, paths, stack))
     return 0
 
 
@@ -156,12 +174,43 @@ def cmd_start(args) -> int:
     return 0
 
 
+def _where(args) -> str:
+    """--local or --stack NAME: exactly one."""
+    if bool(args.local) == bool(args.stack):
+        raise SluiceError(
+            "say where the run is: --stack NAME (a deployed stack) or --local (a run of "
+            "`sluice run --local`, saved in .sluice/runs/<run id>)"
+        )
+    return "local" if args.local else "stack"
+
+
+def _state_dir(args) -> Path | None:
+    return Path(args.state_dir) if getattr(args, "state_dir", None) else None
+
+
 @_aws_errors
 def cmd_status(args) -> int:
     from . import operate
 
+    if _where(args) == "local":
+        from .local.run import status_local
+
+        status = status_local(args.run, state_dir=_state_dir(args))
+        if args.json:
+            print(json.dumps(status.to_dict(), default=str))
+        else:
+            sys.stdout.write(operate.render_status(status))
+        return 0
     aws = operate.clients(args.region)
     stack = operate.find_stack(aws["cloudformation"], args.stack)
+    _print_status(args, stack, aws)
+    return 0
+
+
+def _print_status(args, stack, aws) -> None:
+    """A deployed run's status, as text or (--json) one JSON document."""
+    from . import operate
+
     status = operate.run_status(
         stack,
         args.run,
@@ -173,13 +222,106 @@ def cmd_status(args) -> int:
         print(json.dumps(status.to_dict(), default=str))
     else:
         sys.stdout.write(operate.render_status(status))
+
+
+def _stages(args) -> tuple[str, ...]:
+    from .redrive import STAGES
+
+    return STAGES if args.stage == "all" else (args.stage,)
+
+
+@_aws_errors
+def cmd_redrive(args) -> int:
+    from . import operate, redrive
+
+    if _where(args) == "local":
+        if not args.run:
+            raise SluiceError("--local needs --run: each local run has queues of its own")
+        from .local.run import redrive_local
+
+        redrive_local(args.run, _stages(args), state_dir=_state_dir(args))
+        return 0
+    aws = operate.clients(args.region)
+    stack = operate.find_stack(aws["cloudformation"], args.stack)
+    results = operate.redrive_stack(
+        stack,
+        args.run,
+        _stages(args),
+        sqs=aws["sqs"],
+        dynamodb=aws["dynamodb"],
+        say=lambda m: print(f"  {m}", file=sys.stderr),
+    )
+    sys.stdout.write(redrive.render(results, args.run))
+    if args.run and any(r.moved for r in results):
+        print(f"  next: sluice resume --stack {args.stack} --run {args.run}")
     return 0
+
+
+@_aws_errors
+def cmd_resume(args) -> int:
+    from . import operate
+
+    if _where(args) == "local":
+        from .local.run import resume_local
+
+        summary = resume_local(
+            args.run, state_dir=_state_dir(args), as_json=args.json, timeout=args.timeout
+        )
+        return 0 if summary["ok"] else 1
+    aws = operate.clients(args.region)
+    stack = operate.find_stack(aws["cloudformation"], args.stack)
+    arn = operate.resume_execution(
+        stack, args.run, dynamodb=aws["dynamodb"], stepfunctions=aws["stepfunctions"]
+    )
+    print(f"execution: {arn}", file=sys.stderr)
+    if args.no_wait:
+        print(f"watch it:  sluice status --stack {args.stack} --run {args.run}", file=sys.stderr)
+        return 0
+
+    def tick():
+        st = operate.run_status(stack, args.run, dynamodb=aws["dynamodb"], sqs=aws["sqs"])
+        print(f"  {st.pages_loaded}/{st.pages} pages loaded", file=sys.stderr)
+
+    desc = operate.wait_execution(aws["stepfunctions"], arn, on_tick=tick)
+    _print_status(args, stack, aws)
+    return 0 if desc["status"] == "SUCCEEDED" else 1
+
+
+@_aws_errors
+def cmd_verify(args) -> int:
+    """Every page of a run read back from the target and compared with what was loaded."""
+    from . import verify_deep
+
+    if _where(args) == "local":
+        from .local.verify import verify_local
+
+        report = verify_local(args.run, tables=args.table, state_dir=_state_dir(args))
+    else:
+        from . import operate
+
+        aws = operate.clients(args.region)
+        stack = operate.find_stack(aws["cloudformation"], args.stack)
+        report = operate.deep_verify(
+            stack, args.run, lambda_client=operate.lambda_client(args.region), tables=args.table
+        )
+    if args.json:
+        print(json.dumps(report, default=str))
+    else:
+        sys.stdout.write(verify_deep.render(report))
+    return 0 if report["ok"] else 1
 
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
     return run_demo(scale=args.scale)
+
+
+def _where_args(s) -> None:
+    s.add_argument("--stack", help="the CloudFormation stack name of a deployed run")
+    s.add_argument("--region", help="AWS region (default: AWS_REGION or the profile's)")
+    s.add_argument("--local", action="store_true", help="a run of `sluice run --local`")
+    s.add_argument("--state-dir", help="--local: the run's folder (default .sluice/runs/<run id>)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,11 +341,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     s.set_defaults(fn=cmd_validate)
     s = sub.add_parser(
-        "plan", help="price the ways into DynamoDB: writes or Import from S3 (--estimate)"
+        "plan",
+        help="price a migration (--estimate): each table's path and AWS bill, and the ways "
+        "into DynamoDB (writes or Import from S3)",
     )
     s.add_argument("--contract", help="the contract whose source tables to price")
     s.add_argument(
-        "--estimate", action="store_true", help="print cost and duration of both ways per table"
+        "--estimate",
+        action="store_true",
+        help="print per table its path's cost and duration, and both ways into DynamoDB",
     )
     s.add_argument("--rows", type=int, help="price N items instead of reading a source")
     s.add_argument("--item-bytes", type=int, help="with --rows: the size of one item in bytes")
@@ -212,6 +358,16 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="write request units a second the write way reaches (default 4000: what a new "
         "on-demand table accepts at once)",
+    )
+    s.add_argument(
+        "--extract-concurrency",
+        type=int,
+        help="extract workers at once (default: template.yaml's ExtractConcurrency, 10)",
+    )
+    s.add_argument(
+        "--load-concurrency",
+        type=int,
+        help="load workers at once (default: template.yaml's LoadConcurrency, 10)",
     )
     s.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     s.set_defaults(fn=cmd_plan)
@@ -227,12 +383,39 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--run-id", help="name the run (default: a timestamp and a random suffix)")
     s.add_argument("--region", help="AWS region (default: AWS_REGION or the profile's)")
     s.set_defaults(fn=cmd_start)
-    s = sub.add_parser("status", help="per-table progress of a run on a deployed stack")
-    s.add_argument("--stack", required=True, help="the CloudFormation stack name")
-    s.add_argument("--run", required=True, help="the run id `sluice start` printed")
-    s.add_argument("--region", help="AWS region (default: AWS_REGION or the profile's)")
+    s = sub.add_parser("status", help="per-table progress of a run (deployed, or --local)")
+    _where_args(s)
+    s.add_argument("--run", required=True, help="the run id `sluice start` or `run` printed")
     s.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     s.set_defaults(fn=cmd_status)
+    s = sub.add_parser(
+        "redrive", help="move failed pages' messages from the dead-letter queues back"
+    )
+    _where_args(s)
+    s.add_argument("--run", help="only this run's messages (default: every message)")
+    s.add_argument("--stage", choices=["extract", "transform", "load", "all"], default="all")
+    s.set_defaults(fn=cmd_redrive)
+    s = sub.add_parser(
+        "resume", help="wait for a run's redriven pages, then import and verify it again"
+    )
+    _where_args(s)
+    s.add_argument("--run", required=True)
+    s.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    s.add_argument("--timeout", type=float, default=3600, help="--local: seconds to wait")
+    s.add_argument("--no-wait", action="store_true", help="--stack: start the execution and return")
+    s.set_defaults(fn=cmd_resume)
+    s = sub.add_parser(
+        "verify",
+        help="read every page of a run back from the target and name each page and key "
+        "that differs (exit 1 if any)",
+    )
+    _where_args(s)
+    s.add_argument("--run", required=True, help="the run id `sluice start` or `run` printed")
+    s.add_argument(
+        "--table", action="append", help="only this source table (repeat for more; default all)"
+    )
+    s.add_argument("--json", action="store_true", help="print the report as one JSON document")
+    s.set_defaults(fn=cmd_verify)
     s = sub.add_parser("demo", help="build the sample shop database and migrate it twice")
     s.add_argument("--scale", type=float, default=float(os.environ.get("SLUICE_DEMO_SCALE", "1.0")))
     s.set_defaults(fn=cmd_demo)

@@ -18,6 +18,12 @@ class Settings:
     create_missing_tables: bool
     poll_seconds: int
     run_timeout_seconds: int
+    # A run whose unfinished pages have not moved for this long ends failed, naming them:
+    # their messages are gone (deleted by hand, expired), so waiting longer brings nothing.
+    stall_seconds: int = 3600
+    # Load workers that may run at once (the event source's maximum concurrency): each holds
+    # this fraction of a table's write-rate cap.
+    load_concurrency: int = 1
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -42,4 +48,6 @@ class Settings:
             == "true",
             poll_seconds=int(env.get("SLUICE_POLL_SECONDS", "15")),
             run_timeout_seconds=int(env.get("SLUICE_RUN_TIMEOUT_SECONDS", "86400")),
+            stall_seconds=int(env.get("SLUICE_STALL_SECONDS", "3600")),
+            load_concurrency=max(1, int(env.get("SLUICE_LOAD_CONCURRENCY") or "1")),
         )

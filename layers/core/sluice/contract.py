@@ -95,10 +95,20 @@ class Gsi:
 
 
 @dataclass(frozen=True, slots=True)
+class WriteRate:
+    """A cap on the write capacity units a second all of a run's workers together spend on a
+    table: a number of units, or a share of the table's provisioned write capacity."""
+
+    units_per_second: float | None = None
+    share_of_provisioned: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DynamoTable:
     """A DynamoDB target table and how its items arrive (`load`).
 
-    "write": BatchWriteItem pages into a table that exists (a local run creates it).
+    "write": BatchWriteItem pages into a table that exists (a local run creates it), under
+    `write_rate` when given.
     "import": Import from S3 creates the table from the run's staged items, with the key
     schema, `gsis`, `billing_mode` and `capacity` (read, write units) given here.
     """
@@ -110,6 +120,7 @@ class DynamoTable:
     load: str = "write"
     gsis: tuple[Gsi, ...] = ()
     capacity: tuple[int, int] | None = None  # (read units, write units) when PROVISIONED
+    write_rate: WriteRate | None = None
 
     @property
     def imports(self) -> bool:
@@ -268,6 +279,10 @@ def _describe(err: jsonschema.ValidationError) -> list[str]:
         return [f"{where}: must be {_show(value)}, not {_show(inst)}"]
     if err.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         lo, hi = err.schema.get("minimum"), err.schema.get("maximum")
+        above = err.schema.get("exclusiveMinimum")
+        if above is not None:
+            top = f" and at most {hi}" if hi is not None else ""
+            return [f"{where}: {_show(inst)} is out of range: use a number above {above}{top}"]
         if lo is not None and hi is not None:
             return [f"{where}: {_show(inst)} is out of range: use a number from {lo} to {hi}"]
         bound = f"{lo} or more" if lo is not None else f"at most {hi}"
@@ -328,6 +343,9 @@ _EMPTY_HINTS = {
     "tables": "list at least one table to move",
     "key": "list the columns that identify a row",
     "$.target.tables": 'declare a DynamoDB table, as in {"shop": {"partition_key": "PK"}}',
+    "$.target.tables.*.write_rate": (
+        'give {"units_per_second": 500} or {"share_of_provisioned": 0.5}, or remove it'
+    ),
 }
 
 _TYPE_NAMES = {
@@ -488,6 +506,16 @@ def _import_problems(doc: dict[str, Any]) -> list[str]:
                 f"{where}.capacity: only with billing_mode PROVISIONED: remove it, or set "
                 f"{where}.billing_mode to PROVISIONED"
             )
+        rate = decl.get("write_rate")
+        if rate is not None and imports:
+            found.append(
+                f"{where}.write_rate: an import uses no write capacity, so there is nothing to "
+                'cap: remove it, or set load to "write"'
+            )
+        elif rate is not None and len(rate) > 1:
+            found.append(
+                f"{where}.write_rate: give units_per_second or share_of_provisioned, not both"
+            )
         # Attributes some entry of this table computes from a template (always strings).
         computed = {decl["partition_key"], decl.get("sort_key")}
         for t in doc["tables"]:
@@ -540,6 +568,9 @@ def parse(doc: dict[str, Any]) -> Contract:
                 ),
                 capacity=(d["capacity"]["read_units"], d["capacity"]["write_units"])
                 if "capacity" in d
+                else None,
+                write_rate=WriteRate(**{k: float(v) for k, v in d["write_rate"].items()})
+                if "write_rate" in d
                 else None,
             )
             for name, d in target.get("tables", {}).items()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -99,16 +101,26 @@ def resolve(role: str, contract_url: str | None = None, database: str | None = N
 _RAW_CONV = {k: v for k, v in pymysql.converters.conversions.items() if not isinstance(k, int)}
 
 
+class ConnectError(SluiceError):
+    """The server could not be reached or refused the session; the driver's error is the cause."""
+
+
 def connect(
-    info: ConnInfo, *, raw: bool = False, local_infile: bool = False, read_timeout: int = 600
+    info: ConnInfo,
+    *,
+    raw: bool = False,
+    local_infile: bool = False,
+    read_timeout: int = 600,
+    statement_timeout: float | None = None,
 ):
     """Open a connection with the session every stage relies on.
 
     UTC session time zone so TIMESTAMP values are read and written unshifted; utf8mb4 so
-    4-byte characters survive. With `raw`, no value conversion in the driver.
+    4-byte characters survive. With `raw`, no value conversion in the driver. With
+    `statement_timeout` (seconds), the server itself ends a statement that runs longer.
     """
     try:
-        return pymysql.connect(
+        conn = pymysql.connect(
             host=info.host,
             port=info.port,
             user=info.user,
@@ -123,37 +135,135 @@ def connect(
             init_command="SET time_zone = '+00:00'",
             conv=dict(_RAW_CONV) if raw else None,
         )
-    except pymysql.err.OperationalError as exc:
-        raise SluiceError(f"cannot connect to {info.redacted()}: {exc.args[-1]}") from exc
+    except pymysql.err.MySQLError as exc:
+        raise ConnectError(f"cannot connect to {info.redacted()}: {exc.args[-1]}") from exc
+    if statement_timeout:
+        try:
+            set_statement_timeout(conn, statement_timeout)
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
+def set_statement_timeout(conn, seconds: float) -> None:
+    """Have the server end this session's statements after `seconds`: MariaDB's
+    max_statement_time (seconds, every statement), MySQL's max_execution_time (milliseconds,
+    SELECTs only, from 5.7.8 on; Aurora MySQL reports a MySQL version)."""
+    version = conn.get_server_info()
+    if "mariadb" in version.lower():
+        sql, value = "SET SESSION max_statement_time = %s", float(seconds)
+    elif _version_tuple(version) >= (5, 7, 8):
+        sql, value = "SET SESSION max_execution_time = %s", int(seconds * 1000)
+    else:
+        raise SluiceError(
+            f"MySQL {version} cannot limit a statement's time (MySQL 5.7.8 and MariaDB 10.1 "
+            "can): set SLUICE_SOURCE_STATEMENT_TIMEOUT=0 to read without a statement timeout"
+        )
+    with conn.cursor() as cur:
+        cur.execute(sql, (value,))
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    numbers = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
+    return tuple(int(n) for n in numbers.groups()) if numbers else (0,)
+
+
+# Under the extract function's Lambda timeout (300 s in template.yaml): the server ends a read
+# that a timed-out worker could no longer receive, rather than run it for nobody.
+DEFAULT_SOURCE_STATEMENT_TIMEOUT = 240.0
+
+
+def source_statement_timeout() -> float | None:
+    """Seconds a page read may run on the source (SLUICE_SOURCE_STATEMENT_TIMEOUT; 0: no limit)."""
+    text = os.environ.get("SLUICE_SOURCE_STATEMENT_TIMEOUT", "").strip()
+    if not text:
+        return DEFAULT_SOURCE_STATEMENT_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise SluiceError(
+            f"SLUICE_SOURCE_STATEMENT_TIMEOUT={text!r}: give the seconds a source read may run "
+            "(a number, 0 for no limit)"
+        )
+    return seconds or None
 
 
 # ---------------------------------------------------------------- reuse across invocations
 
-_pool: dict[tuple, object] = {}
+# One connection per worker, database and mode: a worker is a process on Lambda and in a Spark
+# executor, a thread in the local runtime (its consumers, its state machine executions). A
+# pymysql connection must never serve two threads at once, and a worker's connections are
+# what the connection cap counts (README, "Connections to the source").
+_pool: dict[tuple, tuple[threading.Thread, object]] = {}
 _pool_lock = threading.Lock()
 
 
-def pooled(info: ConnInfo, *, raw: bool = False, local_infile: bool = False):
-    """One connection per database and mode per process (a warm Lambda, a Spark worker),
-    reused across invocations and replaced when it has died."""
-    k = (info, raw, local_infile)
+def pooled(
+    info: ConnInfo,
+    *,
+    raw: bool = False,
+    local_infile: bool = False,
+    statement_timeout: float | None = None,
+):
+    """This worker's connection to a database in a mode, reused across invocations (a warm
+    Lambda, a Spark worker) and replaced when it has died."""
+    me = threading.current_thread()
+    k = (me, info, raw, local_infile, statement_timeout)
     with _pool_lock:
-        conn = _pool.get(k)
-        if conn is not None:
-            try:
-                conn.ping(reconnect=False)
+        _close_orphans()
+        held = _pool.get(k)
+        if held is not None:
+            conn = held[1]
+            if _alive(conn):
                 return conn
-            except Exception:  # a dead connection is replaced, whatever killed it
-                _pool.pop(k, None)
-        conn = connect(info, raw=raw, local_infile=local_infile)
-        _pool[k] = conn
+            _pool.pop(k, None)
+            _close(conn)
+        conn = connect(
+            info, raw=raw, local_infile=local_infile, statement_timeout=statement_timeout
+        )
+        _pool[k] = (me, conn)
         return conn
+
+
+def drop_dead() -> int:
+    """Close and forget this worker's pooled connections that no longer answer (killed, lost
+    in a restart); returns how many. The next `pooled` call opens a fresh one."""
+    me = threading.current_thread()
+    with _pool_lock:
+        dead = [k for k, (t, conn) in _pool.items() if t is me and not _alive(conn)]
+        for k in dead:
+            _close(_pool.pop(k)[1])
+        return len(dead)
 
 
 def close_pooled() -> None:
     """Close every pooled connection (tests and the local runtime start afresh)."""
     with _pool_lock:
-        for conn in _pool.values():
-            if conn.open:
-                conn.close()
+        for _, conn in _pool.values():
+            _close(conn)
         _pool.clear()
+
+
+def _alive(conn) -> bool:
+    if not conn.open:
+        return False
+    try:
+        conn.ping(reconnect=False)
+    except pymysql.err.Error:  # killed, timed out, or the server went away
+        return False
+    return True
+
+
+def _close(conn) -> None:
+    if conn.open:
+        with contextlib.suppress(pymysql.err.Error):  # already gone: nothing left to close
+            conn.close()
+
+
+def _close_orphans() -> None:
+    """Close the connections of workers (threads) that have ended; the caller holds the lock."""
+    for k in [k for k, (t, _) in _pool.items() if not t.is_alive()]:
+        _close(_pool.pop(k)[1])

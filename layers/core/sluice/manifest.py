@@ -13,6 +13,9 @@ from .staging import PageRef
 
 STATUSES = ("pending", "extracted", "transformed", "loaded")
 RANK = {s: i for i, s in enumerate(STATUSES)}
+# Off the line: a page that ran out of retries is "failed"; `sluice redrive` sends its message
+# back and marks it "redriven" (waiting for its retry). Either may move on to any status.
+FAILED, REDRIVEN = "failed", "redriven"
 COUNT_FIELD = {"extracted": "extracted", "transformed": "transformed", "loaded": "loaded"}
 
 
@@ -44,7 +47,12 @@ class TableProgress:
     transformed: int = 0
     rejected: int = 0
     loaded: int = 0
+    write_units: int = 0  # DynamoDB write capacity units sent (a write_rate counts these)
+    rate_wait_ms: int = 0  # time pages were held back by the write_rate
     failed_pages: list[dict] = field(default_factory=list)
+    # Pages not at their last stage and with no error: {"page", "status"} (in page order).
+    unfinished_pages: list[dict] = field(default_factory=list)
+    last_change: float | None = None  # the latest update of any of its pages
     first_started: float | None = None
     last_loaded: float | None = None
 
@@ -66,6 +74,13 @@ class TableProgress:
             return 0.0
         return max(0.0, self.last_loaded - self.first_started)
 
+    @property
+    def write_units_per_second(self) -> float | None:
+        """The effective write rate, from the first page started to the last loaded."""
+        if not self.write_units or not self.seconds:
+            return None
+        return round(self.write_units / self.seconds, 1)
+
     def to_dict(self) -> dict:
         return {
             "table": self.table,
@@ -80,6 +95,9 @@ class TableProgress:
             "rejected": self.rejected,
             "loaded": self.loaded,
             "seconds": round(self.seconds, 3),
+            "write_units": self.write_units,
+            "write_units_per_second": self.write_units_per_second,
+            "rate_wait_seconds": round(self.rate_wait_ms / 1000, 3),
             "failed_pages": self.failed_pages,
         }
 
@@ -122,21 +140,27 @@ class Manifest:
 
     # ---------------------------------------------------------------- stages
     def advance(
-        self, ref: PageRef, status: str, counts: dict[str, int], *, started_at: float | None = None
+        self,
+        ref: PageRef,
+        status: str,
+        counts: dict[str, int | str],
+        *,
+        started_at: float | None = None,
     ) -> bool:
         """Move a page forward to `status` with its counts; False if it was already further.
 
-        Re-running a stage sets the same counts again (SET, never ADD), so duplicates of a
-        message change nothing.
+        Counts are numbers, or text for checksums (`extract_sum`, `transform_sum`,
+        `loaded_sum`: see sluice.checksum). Re-running a stage sets the same counts again
+        (SET, never ADD), so duplicates of a message change nothing.
         """
         # A failed page may move on again once redriven; nothing moves a page backwards.
-        allowed = [s for s in STATUSES if RANK[s] <= RANK[status]] + ["failed"]
+        allowed = [s for s in STATUSES if RANK[s] <= RANK[status]] + [FAILED, REDRIVEN]
         names = {"#s": "status"}
         values = {":new": status, ":now": _num(time.time())}
         sets = ["#s = :new", "updated_at = :now", f"{status}_at = :now"]
         for i, (k, v) in enumerate(counts.items()):
             names[f"#c{i}"] = k
-            values[f":c{i}"] = int(v)
+            values[f":c{i}"] = v if isinstance(v, str) else int(v)
             sets.append(f"#c{i} = :c{i}")
         if started_at is not None:
             values[":started"] = _num(started_at)
@@ -165,7 +189,7 @@ class Manifest:
         names = None
         if final:
             sets = "SET last_error = :e, failed_stage = :st, updated_at = :now, #s = :failed ADD attempts :one"
-            values[":failed"] = "failed"
+            values[":failed"] = FAILED
             names = {"#s": "status"}
         kwargs = {"ExpressionAttributeNames": names} if names else {}
         try:
@@ -180,6 +204,29 @@ class Manifest:
             # A message for a page the plan never recorded (unknown table, other run): an
             # update would invent a page item without table or status, which breaks progress.
             return
+
+    def mark_redriven(self, ref: PageRef, stage: str) -> bool:
+        """A failed page's message went back to its stage's queue: it waits for that retry
+        (the run's progress no longer counts it failed). False when the page was not failed
+        (already moved on, or never planned): nothing changes then."""
+        try:
+            self.table.update_item(
+                Key={"pk": _pk(ref.run_id), "sk": _page_sk(ref)},
+                UpdateExpression="SET #s = :r, redriven_at = :now, redriven_stage = :st "
+                "ADD redrives :one",
+                ConditionExpression="#s = :failed",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":r": REDRIVEN,
+                    ":failed": FAILED,
+                    ":now": _num(time.time()),
+                    ":st": stage,
+                    ":one": 1,
+                },
+            )
+            return True
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
 
     def set_run(self, run_id: str, **fields) -> None:
         names = {f"#f{i}": k for i, k in enumerate(fields)}
@@ -226,9 +273,16 @@ class Manifest:
     def run(self, run_id: str) -> dict | None:
         return self.table.get_item(Key={"pk": _pk(run_id), "sk": "RUN"}).get("Item")
 
+    def page(self, ref: PageRef) -> dict | None:
+        """A page's item as it is now (a consistent read: what the last stage recorded)."""
+        return self.table.get_item(
+            Key={"pk": _pk(ref.run_id), "sk": _page_sk(ref)}, ConsistentRead=True
+        ).get("Item")
+
     def progress(self, run_id: str) -> dict[str, TableProgress]:
         tables: dict[str, TableProgress] = {}
         imports: dict[str, dict] = {}
+        waiting: dict[str, list[tuple[int, str]]] = {}
         for it in self.items(run_id):
             sk = it["sk"]
             if sk.startswith("IMPORT#"):
@@ -247,13 +301,20 @@ class Manifest:
                 t.transformed += int(it.get("transformed", 0))
                 t.rejected += int(it.get("rejected", 0)) + int(it.get("load_rejected", 0))
                 t.loaded += int(it.get("loaded", 0))
+                t.write_units += int(it.get("write_units", 0))
+                t.rate_wait_ms += int(it.get("rate_wait_ms", 0))
                 if it.get("started_at") is not None:
                     s = float(it["started_at"])
                     t.first_started = s if t.first_started is None else min(t.first_started, s)
                 if st == "loaded" and it.get("loaded_at") is not None:
                     e = float(it["loaded_at"])
                     t.last_loaded = e if t.last_loaded is None else max(t.last_loaded, e)
-                if st == "failed" or it.get("last_error"):
+                if it.get("updated_at") is not None:
+                    u = float(it["updated_at"])
+                    t.last_change = u if t.last_change is None else max(t.last_change, u)
+                if st != FAILED and not it.get("last_error"):
+                    waiting.setdefault(it["table"], []).append((int(it["page"]), st))
+                if st in (FAILED, REDRIVEN) or it.get("last_error"):
                     t.failed_pages.append(
                         {
                             "page": int(it["page"]),
@@ -266,6 +327,13 @@ class Manifest:
         for t in tables.values():
             if t.load == "import":
                 _apply_import(t, imports.get(t.target_table))
+            # (TABLE# items sort after PAGE# ones: a page's last stage is known only now.)
+            last = ("loaded", "transformed") if t.load == "import" else ("loaded",)
+            t.unfinished_pages = [
+                {"page": n, "status": st}
+                for n, st in sorted(waiting.get(t.table, []))
+                if st not in last
+            ]
         return tables
 
 

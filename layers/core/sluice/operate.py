@@ -29,9 +29,11 @@ class Stack:
     bucket: str
     manifest_table: str
     dlq_urls: dict[str, str] = field(default_factory=dict)
+    queue_urls: dict[str, str] = field(default_factory=dict)
     target_kind: str | None = None
     page_size: int | None = None
     bulk_threshold_rows: int | None = None
+    verify_function: str | None = None  # `sluice verify --run ID` invokes it
 
     @classmethod
     def from_outputs(cls, name: str, outputs: dict[str, str]) -> Stack:
@@ -52,9 +54,15 @@ class Stack:
                 for s in STAGES
                 if outputs.get(f"{s.capitalize()}DLQUrl")
             },
+            queue_urls={
+                s: outputs[f"{s.capitalize()}QueueUrl"]
+                for s in STAGES
+                if outputs.get(f"{s.capitalize()}QueueUrl")
+            },
             target_kind=outputs.get("TargetKind") or None,
             page_size=_int_or_none(outputs.get("PageSize")),
             bulk_threshold_rows=_int_or_none(outputs.get("BulkThresholdRows")),
+            verify_function=outputs.get("VerifyFunctionName") or None,
         )
 
     def execution_arn(self, run_id: str) -> str:
@@ -203,8 +211,11 @@ def run_status(stack: Stack, run_id: str, *, dynamodb, sqs, stepfunctions=None) 
     tables = manifest.progress(run_id)
     execution = None
     if stepfunctions is not None:
+        # The latest execution of the run: the first, or its last `sluice resume`.
+        resumes = int((run or {}).get("resumes", 0))
+        name = f"{run_id}-resume-{resumes}" if resumes else run_id
         try:
-            desc = stepfunctions.describe_execution(executionArn=stack.execution_arn(run_id))
+            desc = stepfunctions.describe_execution(executionArn=stack.execution_arn(name))
             execution = {
                 k: desc[k] for k in ("status", "startDate", "stopDate", "error") if desc.get(k)
             }
@@ -230,9 +241,15 @@ def render_status(st: RunStatus) -> str:
         imported = (
             f"  (Import from S3: {t.import_status or 'not started'})" if t.load == "import" else ""
         )
+        rate = (
+            f"  {t.write_units:,} write units ({t.write_units_per_second:,}/s, "
+            f"{t.rate_wait_ms / 1000:,.1f} s waiting on write_rate)"
+            if t.write_units_per_second
+            else ""
+        )
         lines.append(
             f"  {name:<24.24} [{bar}] {t.pages_loaded:>5}/{t.pages:<5} pages  "
-            f"{t.loaded:>10,} rows loaded  {t.rejected:>7,} rejected{imported}"
+            f"{t.loaded:>10,} rows loaded  {t.rejected:>7,} rejected{imported}{rate}"
         )
         for p in t.failed_pages:
             state = "FAILED" if p["status"] == "failed" else f"retrying ({p['status']})"
@@ -254,6 +271,129 @@ def render_status(st: RunStatus) -> str:
     if verdict:
         lines += ["", f"  {verdict}"]
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- redrive and resume
+
+
+def stage_queues(sqs, stack: Stack, stages=STAGES) -> list:
+    """Each stage's queue and dead-letter queue, with their ARNs (for the move task)."""
+    from .redrive import StageQueues
+
+    def arn(url: str) -> str:
+        return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+
+    out = []
+    for stage in stages:
+        if stage not in stack.queue_urls or stage not in stack.dlq_urls:
+            raise SluiceError(
+                f"stack {stack.name} has no {stage.capitalize()}QueueUrl/"
+                f"{stage.capitalize()}DLQUrl output: redeploy it from this template.yaml"
+            )
+        q, d = stack.queue_urls[stage], stack.dlq_urls[stage]
+        out.append(StageQueues(stage, q, arn(q), d, arn(d)))
+    return out
+
+
+def redrive_stack(stack: Stack, run_id: str | None, stages=STAGES, *, sqs, dynamodb, say=None):
+    """`sluice redrive --stack`: dead-letter messages back to their stage queues (all of them
+    by an SQS message move task, or one run's by a receive/send/delete loop)."""
+    from .redrive import redrive
+
+    manifest = Manifest(dynamodb.Table(stack.manifest_table))
+    if run_id is not None and manifest.run(run_id) is None:
+        raise SluiceError(f"no run {run_id} on stack {stack.name} (the manifest does not know it)")
+    return redrive(
+        sqs,
+        manifest,
+        stage_queues(sqs, stack, stages),
+        run_id=run_id,
+        move_task=True,
+        on_progress=say,
+    )
+
+
+def resume_execution(stack: Stack, run_id: str, *, dynamodb, stepfunctions) -> str:
+    """`sluice resume --stack`: a new execution of the run (named `<run>-resume-N`) that
+    waits for its pages, redriven ones included, then imports and verifies."""
+    manifest = Manifest(dynamodb.Table(stack.manifest_table))
+    run = manifest.run(run_id)
+    if run is None:
+        raise SluiceError(f"no run {run_id} on stack {stack.name} (the manifest does not know it)")
+    n = int(run.get("resumes", 0)) + 1
+    while True:
+        try:
+            return stepfunctions.start_execution(
+                stateMachineArn=stack.state_machine_arn,
+                name=f"{run_id}-resume-{n}",
+                input=json.dumps({"resume": True, "run_id": run_id}),
+            )["executionArn"]
+        except stepfunctions.exceptions.ExecutionAlreadyExists:
+            n += 1  # an earlier resume that did not get as far as counting itself
+
+
+def wait_execution(stepfunctions, arn: str, *, poll: float = 10, on_tick=None) -> dict:
+    """describe_execution once the execution has ended."""
+    while True:
+        desc = stepfunctions.describe_execution(executionArn=arn)
+        if desc["status"] != "RUNNING":
+            return desc
+        if on_tick:
+            on_tick()
+        time.sleep(poll)
+
+
+# ---------------------------------------------------------------- deep verification
+
+# The verify function may run its 900 s; the call waits that long, and is never sent twice.
+VERIFY_READ_TIMEOUT = 910
+
+
+def deep_verify(stack: Stack, run_id: str, *, lambda_client, tables=None) -> dict:
+    """`sluice verify --run ID --stack NAME`: the stack's verify function, invoked and waited
+    for, reads every page of the run back from the target (stages.verify_run, deep)."""
+    if not stack.verify_function:
+        raise SluiceError(
+            f"stack {stack.name} has no VerifyFunctionName output: redeploy it from this "
+            "template.yaml"
+        )
+    event = {"run_id": run_id, "deep": True}
+    if tables:
+        event["tables"] = list(tables)
+    resp = lambda_client.invoke(
+        FunctionName=stack.verify_function,
+        InvocationType="RequestResponse",
+        Payload=json.dumps(event).encode(),
+    )
+    body = json.loads(resp["Payload"].read() or b"null")
+    if resp.get("FunctionError"):
+        err = body if isinstance(body, dict) else {}
+        raise SluiceError(
+            f"the verify function of stack {stack.name} failed on run {run_id}: "
+            f"{err.get('errorType', 'Error')}: {err.get('errorMessage', body)}"
+        )
+    return body
+
+
+def lambda_client(region: str | None = None):
+    """A Lambda client for one long synchronous call: no retry (a verification is not
+    repeated behind the user's back), and a read timeout past the function's own."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(region_name=region)
+    if session.region_name is None:
+        raise SluiceError("no AWS region: pass --region, or set AWS_REGION or a profile's region")
+    return session.client(
+        "lambda",
+        config=Config(
+            read_timeout=VERIFY_READ_TIMEOUT,
+            connect_timeout=10,
+            retries={"total_max_attempts": 1},
+        ),
+    )
 
 
 # ---------------------------------------------------------------- clients

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import rowlines
 from .errors import SluiceError
 from .sql import q, qualified
 from .types import Column, arrow_schema
@@ -160,6 +161,15 @@ def page_query(database: str, table: SourceTable, key: Sequence[str], lo, hi) ->
     return sql, params
 
 
+def line_query(database: str, table: SourceTable, key: Sequence[str], lo, hi) -> tuple[str, list]:
+    """page_query's rows as one binary line each (sluice.rowlines)."""
+    where, params = range_predicate(key, lo, hi)
+    line = rowlines.select_line(rowlines.layout(table.columns))
+    order = ", ".join(q(k) for k in key)
+    sql = f"SELECT {line} FROM {qualified(database, table.name)} WHERE {where} ORDER BY {order}"  # noqa: S608 - identifiers checked and quoted, values bound
+    return sql, params
+
+
 def read_page(
     raw_conn,
     database: str,
@@ -172,9 +182,57 @@ def read_page(
 ) -> Iterator[pa.RecordBatch]:
     """Stream the rows lo < key <= hi as Arrow record batches of at most `chunk_rows`.
 
-    `raw_conn` must return values undecoded (db.connect(raw=True)): each column is typed in
-    Arrow in one vectorised cast, exactly, with no per-value Python conversion.
+    The server joins each row into one line (sluice.rowlines), so the driver decodes one
+    value a row, and Arrow cuts the lines into the columns the text protocol would have sent
+    and types each column in one vectorised cast, exactly, with no per-value Python
+    conversion. From a row too long for one line (past the server's max_allowed_packet), or a
+    chunk whose lines do not match their headers, the rest of the page is read column by
+    column (page_query), which gives the same values.
+    `raw_conn` should return values undecoded (db.connect(raw=True)).
     """
+    lay = rowlines.layout(table.columns)
+    sql, params = line_query(database, table, key, lo, hi)
+    schema = arrow_schema(table.columns)
+    resume_after, by_columns = lo, False
+    cur = raw_conn.cursor(_unbuffered(raw_conn))
+    try:
+        cur.execute(sql, params)
+        while rows := cur.fetchmany(chunk_rows):
+            lines = pa.array([r[0] for r in rows], type=pa.large_binary())
+            if lines.null_count:  # too long for one line: this row on, column by column
+                by_columns = True
+                lines = lines.slice(0, pc.index(pc.is_null(lines), True).as_py())
+            try:
+                wire = _split(lines, lay, table.name)
+            except rowlines.LineError:  # a line not to be trusted: this chunk on, likewise
+                by_columns = True
+                break
+            if len(lines):
+                yield _staged(wire, table.columns, schema, table.name)
+                resume_after = [wire[table.column_names.index(k)][-1].as_py() for k in key]
+            if by_columns:
+                break
+    finally:
+        cur.close()  # an unbuffered result is read to its end first
+    if by_columns:
+        yield from _read_by_columns(
+            raw_conn, database, table, key, resume_after, hi, chunk_rows=chunk_rows
+        )
+
+
+def _split(lines: pa.Array, lay: rowlines.LineLayout, table: str) -> list[pa.Array]:
+    try:
+        return rowlines.split(lines, lay)
+    except rowlines.LineError:
+        raise
+    except SluiceError as exc:
+        raise SluiceError(f"{table}.{exc}") from exc
+
+
+def _read_by_columns(
+    raw_conn, database: str, table: SourceTable, key: Sequence[str], lo, hi, *, chunk_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """read_page with pymysql decoding every column (page_query)."""
     sql, params = page_query(database, table, key, lo, hi)
     schema = arrow_schema(table.columns)
     cur = raw_conn.cursor(_unbuffered(raw_conn))
@@ -198,10 +256,21 @@ def _unbuffered(conn):
 def rows_to_batch(
     rows: list[tuple], columns: Sequence[Column], schema: pa.Schema, table: str
 ) -> pa.RecordBatch:
+    """Rows as the driver returns them from page_query (undecoded) -> one typed batch."""
+    wire = [
+        pa.array(values, type=col.wire_type())
+        for col, values in zip(columns, zip(*rows, strict=True), strict=True)
+    ]
+    return _staged(wire, columns, schema, table)
+
+
+def _staged(
+    wire: Sequence[pa.Array], columns: Sequence[Column], schema: pa.Schema, table: str
+) -> pa.RecordBatch:
+    """Columns as the driver hands them over (Column.wire_type) -> their staged types."""
     arrays = []
-    for i, (col, values) in enumerate(zip(columns, zip(*rows, strict=True), strict=True)):
+    for i, (col, raw) in enumerate(zip(columns, wire, strict=True)):
         staged = schema.field(i).type
-        raw = pa.array(values, type=col.wire_type())
         try:
             arrays.append(raw if raw.type == staged else pc.cast(raw, staged))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:

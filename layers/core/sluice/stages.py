@@ -7,6 +7,7 @@ a staged page, the manifest) and nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -15,9 +16,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from botocore.exceptions import ClientError
 
-from . import bulk, db, ddb_import, staging, transform, user_transform
+from . import (
+    bulk,
+    checksum,
+    db,
+    ddb_import,
+    ratelimit,
+    retry,
+    staging,
+    transform,
+    user_transform,
+)
 from .aws import client, region
 from .config import Settings
 from .contract import Contract, from_json
@@ -89,7 +101,10 @@ def _connection(role: str, contract: Contract, *, raw: bool = False, local_infil
     database = contract.source_database if role == "source" else None
     url = contract.source_url if role == "source" else contract.target_url
     info = db.resolve(role, url, database).with_database(database)
-    return db.pooled(info, raw=raw, local_infile=local_infile)
+    # The raw source session reads rows (pages, the plan's boundaries, verify's samples): the
+    # server ends any of its statements that outlives the statement timeout.
+    timeout = db.source_statement_timeout() if role == "source" and raw else None
+    return db.pooled(info, raw=raw, local_infile=local_infile, statement_timeout=timeout)
 
 
 @lru_cache(maxsize=64)
@@ -126,6 +141,28 @@ def _http_writers(endpoint_url: str | None):
     return HttpBatchWriter(region(), endpoint_url)
 
 
+@lru_cache(maxsize=8)
+def _write_rates(bucket: str, run_id: str) -> dict:
+    body = client("s3").get_object(Bucket=bucket, Key=ratelimit.rates_key(run_id))["Body"].read()
+    return json.loads(body)
+
+
+@lru_cache(maxsize=16)
+def _worker_bucket(run_id: str, table: str, rate: float) -> ratelimit.TokenBucket:
+    """This process's bucket for a table, kept across the pages it loads."""
+    return ratelimit.TokenBucket(rate, full=False)
+
+
+def _write_meter(ctx: Context, run_id: str, table) -> ratelimit.Meter:
+    """A page's meter: under a write_rate, on this worker's share of it (the Lambda path's share
+    the plan set, divided among the load workers that can run at once)."""
+    if table.write_rate is None:
+        return ratelimit.Meter()
+    share = _write_rates(ctx.settings.bucket, run_id)[table.name]["lambda"]
+    rate = share / ctx.settings.load_concurrency
+    return ratelimit.Meter(_worker_bucket(run_id, table.name, rate))
+
+
 def reset_caches() -> None:
     """Forget what this process cached (contracts, tables, plans, clients, connections): for
     tests and the local runtime, which reuse one process as many cold starts."""
@@ -137,6 +174,8 @@ def reset_caches() -> None:
         _dynamo_clients,
         _http_writers,
         _target_columns,
+        _write_rates,
+        _worker_bucket,
     ):
         cached.cache_clear()
     db.close_pooled()
@@ -168,6 +207,9 @@ def plan_run(ctx: Context, event: dict) -> dict:
     sources = introspect(conn, contract.source_database)
     check_against_source(contract, sources)
     target_columns = _prepare_targets(ctx, contract, sources)
+    caps = ratelimit.table_caps(
+        contract, lambda name: _dynamo_client(contract).describe_table(TableName=name)["Table"]
+    )
     ctx.put(staging.contract_key(run_id), contract.to_json().encode(), "application/json")
     ctx.put(
         staging.target_columns_key(run_id), json.dumps(target_columns).encode(), "application/json"
@@ -210,6 +252,8 @@ def plan_run(ctx: Context, event: dict) -> dict:
                 }
             )
     _refuse_too_many_import_objects(contract, tables)
+    rates = ratelimit.split(caps, tables)
+    ctx.put(ratelimit.rates_key(run_id), json.dumps(rates).encode(), "application/json")
     batches = [{"Entries": entries[i : i + SQS_BATCH]} for i in range(0, len(entries), SQS_BATCH)]
     ctx.put(staging.plan_batches_key(run_id), json.dumps(batches).encode(), "application/json")
     ctx.manifest.record_plan(
@@ -232,6 +276,44 @@ def plan_run(ctx: Context, event: dict) -> dict:
         "import_count": len(contract.import_tables),
         "started_at": time.time(),
         "poll_seconds": int(event.get("poll_seconds", ctx.settings.poll_seconds)),
+    }
+
+
+def resume_run(ctx: Context, event: dict) -> dict:
+    """Pick a planned run up again (`sluice resume`): nothing is planned or extracted anew;
+    the state machine waits for its pages (redriven ones included), imports, verifies.
+
+    Returns the fields the state machine routes on, like plan_run, with a fresh `started_at`
+    so the run's time limit counts from the resume."""
+    run_id = event.get("run_id")
+    run = ctx.manifest.run(run_id) if run_id else None
+    if run is None:
+        raise SluiceError(
+            f"no run {run_id!r} to resume: the manifest does not know it (`sluice start` and "
+            "`sluice run --local` print the run id)"
+        )
+    contract = _contract_for(ctx.settings.bucket, run_id)
+    tables = ctx.manifest.progress(run_id)
+    now = time.time()
+    ctx.manifest.set_run(
+        run_id,
+        status="running",
+        verdict=None,
+        resumed_at=_decimal(now),
+        resumes=int(run.get("resumes", 0)) + 1,
+    )
+    return {
+        "run_id": run_id,
+        "bucket": ctx.settings.bucket,
+        "page_count": sum(t.pages for t in tables.values()),
+        "tables": [
+            {"table": n, "pages": t.pages, "path": t.path, "load": t.load}
+            for n, t in sorted(tables.items())
+        ],
+        "import_count": len(contract.import_tables),
+        "started_at": now,
+        "poll_seconds": int(event.get("poll_seconds", ctx.settings.poll_seconds)),
+        "resumed": True,
     }
 
 
@@ -334,15 +416,27 @@ def extract_page(ctx: Context, message: dict) -> dict:
     contract = _contract_for(ctx.settings.bucket, ref.run_id)
     spec = contract.table(ref.table)
     src = _source_table(ctx.settings.bucket, ref.run_id, ref.table)
-    conn = _connection("source", contract, raw=True)
-    body, rows = staging.write_arrow(
-        arrow_schema(src.columns),
-        read_page(
-            conn, contract.source_database, src, spec.key, decode_key(rng.lo), decode_key(rng.hi)
+    lo, hi = decode_key(rng.lo), decode_key(rng.hi)
+    # Summed as it streams: the next stage refuses an object that no longer holds these rows.
+    # A transient MySQL failure reads the whole page again, on a fresh connection.
+    body, rows, page_sum = retry.call(
+        f"page {ref.label} of run {ref.run_id} (extract)",
+        lambda: checksum.write_arrow(
+            arrow_schema(src.columns),
+            read_page(
+                _connection("source", contract, raw=True),
+                contract.source_database,
+                src,
+                spec.key,
+                lo,
+                hi,
+            ),
         ),
     )
     # The manifest moves before the object lands: the object's S3 event starts the next stage.
-    ctx.manifest.advance(ref, "extracted", {"extracted": rows}, started_at=started)
+    ctx.manifest.advance(
+        ref, "extracted", {"extracted": rows, "extract_sum": page_sum}, started_at=started
+    )
     ctx.put(ref.key(staging.EXTRACTED), body)
     return {"page": ref.label, "rows": rows, "bytes": len(body), "seconds": time.time() - started}
 
@@ -389,6 +483,223 @@ def _dynamodb_items(bucket: str, run_id: str, spec, page: pa.Table):
     return lines, rejected + refused, keys
 
 
+def _refuse_changed(ctx: Context, ref: PageRef, key: str, field: str, found: str) -> None:
+    """Refuse a staged object whose rows are not those the stage before recorded (`field`,
+    a checksum on the page's manifest item): changed, replaced or damaged since."""
+    recorded = (ctx.manifest.page(ref) or {}).get(field)
+    if recorded is not None and recorded != found:
+        raise PageError(
+            f"page {ref.label} of run {ref.run_id}: the staged object {key} does not hold the "
+            f"rows recorded when it was written ({field} {recorded}, the object sums to "
+            f"{found}): it was changed or replaced since. Nothing was written for this page; "
+            "stage it again (`sluice redrive` re-runs the stage before)"
+        )
+
+
+# ---------------------------------------------------------------- pages a slice at a time
+
+# A transform or load holds one slice of its page at a time, not the page: a worker's memory
+# stays under the Lambda's size for any page a contract allows (200,000 rows). A multiple of
+# the DynamoDB writer's batch, so the load sends the batches it would send of the whole page.
+SLICE_ROWS = 10_000
+_ROW = "__sluice_row__"  # a slice's row numbers, in a column of their own
+
+
+def _staged_sum(data: bytes, key: list[str] | None = None) -> tuple[str, bool]:
+    """A staged Arrow page's checksum (checksum.page_sum), summed a slice at a time; and
+    whether its rows are in `key` order as checksum.key_ordered sorts them, which makes their
+    key-ordered sum the same sum."""
+    summed = checksum.PageSum(staging.arrow_schema_of(data))
+    ordered, last = bool(key), None
+    for part in staging.iter_arrow(data, SLICE_ROWS):
+        summed.update(part)
+        if ordered and part.num_rows:
+            keys = part.select(key)
+            ordered = _in_key_order(keys if last is None else pa.concat_tables([last, keys]), key)
+            last = keys.slice(keys.num_rows - 1)
+    return summed.hexdigest(), ordered
+
+
+def _in_key_order(rows: pa.Table, key: list[str]) -> bool:
+    order = pc.sort_indices(rows, sort_keys=[(k, "ascending") for k in key])
+    return order.equals(pa.array(range(len(order)), order.type))
+
+
+def _lines_hash():
+    """checksum.lines_sum's hash, to feed a page's lines a slice at a time."""
+    return checksum._hasher(b"sluice-lines-v1")
+
+
+def _staged_lines_sum(data: bytes) -> str:
+    """checksum.lines_sum of a staged page of item lines (gzip), unzipped a piece at a time."""
+    h = _lines_hash()
+    for piece in staging.iter_gunzip(data):
+        h.update(piece)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Items:
+    """A page made into DynamoDB items: what transform_page stages and records."""
+
+    body: bytes  # the item lines, gzip (staging.gzip_lines of them all)
+    keys: bytes  # each item's key beside its source row's (Arrow IPC)
+    n: int
+    rejected: staging.Rejected
+    lines_sum: str  # checksum.lines_sum of the lines
+
+
+def _page_items(data: bytes, plan_of, user=None) -> _Items:
+    """An extracted page (Arrow IPC) as DynamoDB items, made SLICE_ROWS rows at a time with
+    the same lines, rejected rows (in page order) and keys as to_dynamodb_items of the whole
+    page. `plan_of(schema)` gives the item plan; `user`, the contract's own transform, sees
+    the whole page, as it always has."""
+    if user is None:
+        schema, rejected = staging.arrow_schema_of(data), transform.NO_REJECTS
+
+        def parts():
+            return staging.iter_arrow(data, SLICE_ROWS)
+    else:
+        page, rejected = user(staging.read_arrow(data))
+        schema = page.schema
+
+        def parts():
+            return (page.slice(i, SLICE_ROWS) for i in range(0, page.num_rows, SLICE_ROWS))
+
+    plan = plan_of(schema)
+    # Slices are made on their own, then their keys checked once for a key that two slices
+    # share (the whole page's transform refuses the later rows of a key). Only a page that
+    # has one is made again, each slice then checked against the keys of those before it.
+    items = _sliced_items(parts(), schema, plan, rejected, repeats=False)
+    return items or _sliced_items(parts(), schema, plan, rejected, repeats=True)
+
+
+def _sliced_items(parts, schema: pa.Schema, plan, rejected, *, repeats: bool) -> _Items | None:
+    """_page_items of these slices; None if a key is in two slices and `repeats` is false
+    (each slice is then not checked against the slices before it)."""
+    body, h = staging.GzipWriter(), _lines_hash()
+    targets: list[pa.Array] = []  # the items' keys, as the keys object holds them
+    sources: list[pa.Array] = []
+    others: list[pa.Array] = []  # refused rows' target keys: a later row of one is refused too
+    keys_schema, n = None, 0
+    for part in parts:
+        if repeats:
+            lines, refused, keys = _slice_items(part, plan, targets + others)
+        else:
+            lines, refused, keys = transform.to_dynamodb_items(part, plan, with_keys=True)
+        buf = staging.lines_view(lines)
+        body.write(buf)
+        h.update(buf)
+        n += len(lines)
+        del buf, lines  # one slice's lines at a time: the page's are only in `body`, zipped
+        rejected = rejected + refused
+        keys_schema = keys.schema
+        targets += keys.column("target_key").chunks
+        sources += keys.column("source_key").chunks
+        if len(refused):
+            mine = keys.column("target_key").combine_chunks()
+            every = _key_only(part, plan).column("target_key")
+            others += every.filter(pc.invert(pc.is_in(every, value_set=mine))).chunks
+    if keys_schema is None:  # an empty page: the keys table of no rows, as the whole page's
+        keys = transform.to_dynamodb_items(schema.empty_table(), plan, with_keys=True)[2]
+    else:
+        target = pa.chunked_array(targets, keys_schema.field("target_key").type).combine_chunks()
+        targets.clear()
+        if not repeats and _has_repeats(pa.concat_arrays([target, *others]) if others else target):
+            return None
+        source = pa.chunked_array(sources, keys_schema.field("source_key").type).combine_chunks()
+        sources.clear()
+        keys = pa.Table.from_arrays([target, source], schema=keys_schema)
+    keys_body, _ = staging.write_arrow(keys.schema, keys.to_batches())
+    return _Items(body.getvalue(), keys_body, n, rejected, h.hexdigest())
+
+
+def _has_repeats(keys: pa.Array) -> bool:
+    """Whether a value is in `keys` more than once: sorted, and compared a slice at a time
+    (a hash table of the keys would take several times their size)."""
+    order = pc.sort_indices(keys)
+    for i in range(0, len(keys) - 1, SLICE_ROWS):
+        run = keys.take(order.slice(i, SLICE_ROWS + 1))
+        if pc.any(pc.equal(run.slice(1), run.slice(0, len(run) - 1))).as_py():
+            return True
+    return False
+
+
+def _slice_items(part: pa.Table, plan: transform.ItemPlan, seen: list[pa.Array]):
+    """to_dynamodb_items of one slice, also refusing a row whose target key a row of an earlier
+    slice has (`seen`), as the whole page's transform refuses a repeated key."""
+    lines, refused, keys = transform.to_dynamodb_items(part, plan, with_keys=True)
+    if not seen or not len(keys):
+        return lines, refused, keys
+    target = keys.column("target_key")
+    repeat = pc.is_in(target, value_set=pa.concat_arrays(seen))
+    if not pc.any(repeat).as_py():
+        return lines, refused, keys
+    # Rare: rows repeating an earlier slice's key. One row of each such key put before the
+    # slice (a copy of the slice's own row) is an earlier row of that key, and the transform
+    # refuses the slice's rows of it as it would in the whole page, in order, each with the
+    # reason the whole page gives it. The copies' items (first, all written) are dropped.
+    numbered = part.append_column(_ROW, pa.array(range(part.num_rows), pa.int64()))
+    rows_of = dataclasses.replace(plan, key_columns=(_ROW,), kinds={**plan.kinds, _ROW: "int"})
+    _, _, at = transform.to_dynamodb_items(numbered, rows_of, with_keys=True)
+    repeated = pc.cast(at.column("source_key"), pa.int64()).filter(repeat).to_pylist()
+    first: dict[str, int] = {}
+    for k, row in zip(target.filter(repeat).to_pylist(), repeated, strict=True):
+        first.setdefault(k, row)
+    copies = sorted(first.items(), key=lambda kv: kv[1])
+    lines, refused, keys = transform.to_dynamodb_items(
+        pa.concat_tables([part.take(pa.array([r for _, r in copies], pa.int64())), part]),
+        plan,
+        with_keys=True,
+    )
+    w = len(copies)
+    if keys.column("target_key").slice(0, w).to_pylist() != [k for k, _ in copies]:
+        raise SluiceError("a slice's rows of keys seen in an earlier slice were not refused")
+    return lines.slice(w), refused, keys.slice(w)
+
+
+def _key_only(part: pa.Table, plan: transform.ItemPlan) -> pa.Table:
+    """The target keys of a slice's rows that have one (its refused rows too), from the key
+    templates alone."""
+    n_keys = 2 if plan.has_sort_key else 1
+    keys_plan = dataclasses.replace(plan, key_attrs=plan.key_attrs[:n_keys], value_attrs=())
+    return transform.to_dynamodb_items(part, keys_plan, with_keys=True)[2]
+
+
+def _rows_written_sum(
+    data: bytes, key: list[str], refused: list[dict], page_sum: str, in_key_order: bool
+) -> str:
+    """checksum.rows_written_sum of a staged page, a slice at a time when its rows are in key
+    order (`in_key_order`, from _staged_sum; pages are read from the source in key order)."""
+    if not in_key_order:  # the key-ordered sum sorts the page: it takes the whole page
+        return checksum.rows_written_sum(staging.read_arrow(data), key, refused)
+    if not refused:
+        return page_sum
+    gone = {tuple(k[c] for c in key) for k in refused}
+    summed = checksum.PageSum(staging.arrow_schema_of(data))
+    for part in staging.iter_arrow(data, SLICE_ROWS):
+        keep = [tuple(r[c] for c in key) not in gone for r in part.select(key).to_pylist()]
+        summed.update(part.filter(pa.array(keep, pa.bool_())))
+    return summed.hexdigest()
+
+
+def _lines_written_sum(data: bytes, key_names: list[str], refused: list[dict], page_sum: str):
+    """checksum.lines_written_sum of a staged page of item lines, a slice at a time."""
+    if not refused:
+        return page_sum
+    gone = {tuple(k[n] for n in key_names if n in k) for k in refused}
+    h = _lines_hash()
+    for lines in staging.iter_gunzip_lines(data, SLICE_ROWS):
+        h.update(
+            b"".join(
+                line + b"\n"
+                for line in lines
+                if checksum.item_key(json.loads(line)["Item"], key_names) not in gone
+            )
+        )
+    return h.hexdigest()
+
+
 def transform_page(ctx: Context, key: str) -> dict:
     """Apply the contract to an extracted page: target rows or items, plus rejected rows.
 
@@ -401,22 +712,33 @@ def transform_page(ctx: Context, key: str) -> dict:
         raise PageError(f"transform got a {stage} object ({key}); only extracted pages belong here")
     contract = _contract_for(ctx.settings.bucket, ref.run_id)
     spec = contract.table(ref.table)
-    page = staging.read_arrow(ctx.get(key))
+    data = ctx.get(key)
     out_key, imports = ref.key(staging.TRANSFORMED, contract.target_kind), False
     if contract.target_kind == "mysql":
+        page = staging.read_arrow(data)
+        _refuse_changed(ctx, ref, key, "extract_sum", checksum.page_sum(page))
         page, rejected = _user_transformed(ctx.settings.bucket, ref.run_id, spec, page)
         rows = transform.to_mysql_rows(page, spec)
-        body, n = staging.write_arrow(rows.schema, rows.to_batches())
+        body, n, out_sum = checksum.write_arrow(rows.schema, rows.to_batches())
     else:
-        lines, rejected, keys = _dynamodb_items(ctx.settings.bucket, ref.run_id, spec, page)
-        body_keys, _ = staging.write_arrow(keys.schema, keys.to_batches())
-        ctx.put(ref.key(staging.KEYS), body_keys)
-        body, n = staging.gzip_lines(lines), len(lines)
+        _refuse_changed(ctx, ref, key, "extract_sum", _staged_sum(data)[0])
+        bucket, run_id = ctx.settings.bucket, ref.run_id
+
+        def plan_of(schema: pa.Schema) -> transform.ItemPlan:
+            kinds = tuple(transform.page_kinds(schema.empty_table()).items())
+            return _item_plan(bucket, run_id, spec.source, kinds)
+
+        def user(page: pa.Table):
+            return _user_transformed(bucket, run_id, spec, page)
+
+        items = _page_items(data, plan_of, user if spec.transform else None)
+        ctx.put(ref.key(staging.KEYS), items.keys)
+        body, n, rejected, out_sum = items.body, items.n, items.rejected, items.lines_sum
         if contract.dynamo_tables[spec.target_table].imports:
             out_key, imports = ref.import_key(spec.target_table), True
     if len(rejected):
         ctx.put(ref.key(staging.REJECTED), rejected.to_jsonl(), "application/x-ndjson")
-    counts = {"transformed": n, "rejected": len(rejected)}
+    counts = {"transformed": n, "rejected": len(rejected), "transform_sum": out_sum}
     if imports:
         # Done means in S3: the import starts once every page is done, so the object first.
         ctx.put(out_key, body)
@@ -446,28 +768,54 @@ def load_page(ctx: Context, key: str) -> dict:
     contract = _contract_for(ctx.settings.bucket, ref.run_id)
     spec = contract.table(ref.table)
     data = ctx.get(key)
+    paced: dict[str, int] = {}  # DynamoDB: write units sent, ms waited on the write-rate cap
+    # The page is read a slice at a time (SLICE_ROWS), summed before anything is written.
     if contract.target_kind == "mysql":
-        rows: pa.Table = staging.read_arrow(data)
-        conn = _connection("target", contract, local_infile=True)
         key_cols = [spec.rename.get(k, k) for k in spec.key]
-        n, rejected = mysql_target.load_page_rows(
-            conn, contract.target_database, spec.target_table, rows, key_cols, spec.on_conflict
+        found, in_key_order = _staged_sum(data, key_cols)
+        _refuse_changed(ctx, ref, key, "transform_sum", found)
+        # One statement and transaction for the page. A transient MySQL failure (its
+        # transaction rolled back) loads the whole page again.
+        n, rejected = retry.call(
+            f"page {ref.label} of run {ref.run_id} (load)",
+            lambda: mysql_target.load_page_slices(
+                _connection("target", contract, local_infile=True),
+                contract.target_database,
+                spec.target_table,
+                staging.arrow_schema_of(data),
+                lambda: staging.iter_arrow(data, SLICE_ROWS),
+                key_cols,
+                spec.on_conflict,
+            ),
         )
+        loaded_sum = _rows_written_sum(data, key_cols, rejected.keys, found, in_key_order)
     else:
         table = contract.dynamo_tables[spec.target_table]
         key_names = [k for k in (table.partition_key, table.sort_key) if k]
-        lines = staging.gunzip_lines(data)
-        n, rejected = ddb_target.write_page_items(
-            _dynamo_writer(contract), spec.target_table, lines, key_names
-        )
+        found = _staged_lines_sum(data)
+        _refuse_changed(ctx, ref, key, "transform_sum", found)
+        meter = _write_meter(ctx, ref.run_id, table)
+        writer, n, rejected = _dynamo_writer(contract), 0, staging.NO_REJECTS
+        for lines in staging.iter_gunzip_lines(data, SLICE_ROWS):
+            written, refused = ddb_target.write_page_items(
+                writer, spec.target_table, lines, key_names, meter=meter, page=ref.label
+            )
+            n, rejected = n + written, rejected + refused
+        paced = meter.counts()
+        loaded_sum = _lines_written_sum(data, key_names, rejected.keys, found)
     if len(rejected):
         ctx.put(ref.key(staging.LOAD_REJECTED), rejected.to_jsonl(), "application/x-ndjson")
-    ctx.manifest.advance(ref, "loaded", {"loaded": n, "load_rejected": len(rejected)})
+    ctx.manifest.advance(
+        ref,
+        "loaded",
+        {"loaded": n, "load_rejected": len(rejected), "loaded_sum": loaded_sum, **paced},
+    )
     return {
         "page": ref.label,
         "rows": n,
         "rejected": len(rejected),
         "seconds": time.time() - started,
+        **paced,
     }
 
 
@@ -510,12 +858,16 @@ def progress(ctx: Context, event: dict) -> dict:
     done = loaded == pages
     # Dead-letter queues may hold other runs' messages, so only this run's manifest decides.
     stuck = not done and failed_pages > 0
+    # Pages waiting with nothing moving: their messages are gone, so the run ends and says so.
+    moved = max([started] + [t.last_change for t in tables.values() if t.last_change])
+    stalled = not done and not stuck and time.time() - moved > ctx.settings.stall_seconds
     return {
         "run_id": run_id,
         "started_at": started,
         "done": done,
-        "failed": stuck or (timed_out and not done),
+        "failed": stuck or stalled or (timed_out and not done),
         "timed_out": timed_out and not done,
+        "stalled": stalled,
         "pages": pages,
         "pages_loaded": loaded,
         "failed_pages": failed_pages,
@@ -770,6 +1122,8 @@ def verify_run(ctx: Context, event: dict) -> dict:
         imports=ctx.manifest.imports(run_id) if contract.import_tables else None,
         samples=samples,
     )
+    if event.get("deep"):
+        return _verify_deep(ctx, contract, run_id, report, event.get("tables"))
     ctx.put(
         f"runs/{run_id}/verify.json",
         json.dumps(report, indent=2, default=str).encode(),
@@ -780,6 +1134,65 @@ def verify_run(ctx: Context, event: dict) -> dict:
         status="succeeded" if report["ok"] else "failed",
         verdict=report["verdict"],
         finished_at=_decimal(time.time()),
+    )
+    return report
+
+
+def _verify_deep(ctx: Context, contract: Contract, run_id: str, counts: dict, tables) -> dict:
+    """`sluice verify --run ID`: every page read back from the target and compared with what
+    was loaded (sluice.verify_deep), beside the count checks (`counts`). The report goes to
+    runs/<run>/verify-deep.json and its verdict to the run's `deep_verdict`; the run's own
+    status stays as the run left it."""
+    from . import verify_deep
+
+    def get(key: str) -> bytes | None:
+        try:
+            return ctx.get(key)
+        except ctx.s3.exceptions.NoSuchKey:
+            return None
+
+    def source_schema(spec) -> pa.Schema:
+        src = _source_table(ctx.settings.bucket, run_id, spec.source)
+        return verify_deep.loaded_schema_from_source(src, spec)
+
+    mysql = dynamo = None
+    if contract.target_kind == "mysql":
+        conn = _connection("target", contract, raw=True)
+        mysql = verify_deep.MysqlTarget(conn, contract.target_database, get, source_schema)
+    else:
+        dynamo = verify_deep.DynamoTarget(_dynamo_client(contract), get)
+    imports = ctx.manifest.imports(run_id)
+    deep = verify_deep.verify_pages(
+        contract,
+        run_id,
+        ctx.manifest.items(run_id),
+        mysql=mysql,
+        dynamo=dynamo,
+        imports_done=lambda name: import_succeeded(imports.get(name)),
+        loaded_counts={n: t.get("loaded", 0) for n, t in counts["dynamodb_tables"].items()},
+        tables=tables,
+    )
+    chosen = list(deep["tables"])
+    counts_ok = counts["ok"] if tables is None else all(counts["tables"][t]["ok"] for t in chosen)
+    verdict = deep["verdict"]
+    if not counts_ok:
+        verdict += " | counts: " + counts["verdict"]
+    report = {
+        "run_id": run_id,
+        "deep": True,
+        "ok": deep["ok"] and counts_ok,
+        "verdict": verdict,
+        "tables": deep["tables"],
+        "dynamodb_tables": deep["dynamodb_tables"],
+        "counts": counts,
+    }
+    ctx.put(
+        f"runs/{run_id}/verify-deep.json",
+        json.dumps(report, indent=2, default=str).encode(),
+        "application/json",
+    )
+    ctx.manifest.set_run(
+        run_id, deep_verdict=report["verdict"], deep_verified_at=_decimal(time.time())
     )
     return report
 

@@ -7,7 +7,10 @@ import gzip
 import io
 import json
 import re
-from collections.abc import Iterable
+import struct
+import time
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -117,27 +120,104 @@ def write_arrow(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> tuple[b
 
 
 def read_arrow(data: bytes) -> pa.Table:
+    """The whole page; `iter_arrow` to hold one slice of it at a time instead."""
     return ipc.open_file(pa.BufferReader(data)).read_all()
+
+
+def arrow_schema_of(data: bytes) -> pa.Schema:
+    """The schema of a staged Arrow IPC page, read from its footer (no batch decoded)."""
+    return ipc.open_file(pa.BufferReader(data)).schema
+
+
+def iter_arrow(data: bytes, rows: int) -> Iterator[pa.Table]:
+    """A staged page as tables of at most `rows` rows, in order, decoding one stored batch
+    at a time: a stage holds one batch of the page, not the page."""
+    reader = ipc.open_file(pa.BufferReader(data))
+    for i in range(reader.num_record_batches):
+        batch = reader.get_batch(i)
+        for start in range(0, batch.num_rows, rows):
+            yield pa.Table.from_batches([batch.slice(start, rows)])
+
+
+GZIP_LEVEL = 1
 
 
 def gzip_lines(lines: pa.Array) -> bytes:
     """Newline-terminated binary lines, gzip compressed (DynamoDB JSON for Import from S3)."""
-    return gzip.compress(lines_buffer(lines), compresslevel=1)
+    return gzip.compress(lines_buffer(lines), compresslevel=GZIP_LEVEL)
+
+
+class GzipWriter:
+    """gzip_lines fed slice by slice: the bytes gzip.compress makes of all the slices at once
+    (same header, deflate stream and trailer), without holding them uncompressed."""
+
+    def __init__(self, mtime: float | None = None):
+        # gzip.compress's header: no name, the level's XFL byte, OS unknown.
+        xfl = 4 if GZIP_LEVEL == 1 else 2 if GZIP_LEVEL == 9 else 0
+        stamp = int(time.time() if mtime is None else mtime)
+        self._out = io.BytesIO()  # getvalue() hands over its buffer, no copy
+        self._out.write(struct.pack("<BBBBLBB", 0x1F, 0x8B, 8, 0, stamp, xfl, 255))
+        self._deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self._crc = 0
+        self._size = 0
+
+    def write(self, data: bytes | memoryview | pa.Buffer) -> None:
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += memoryview(data).nbytes
+        self._out.write(self._deflate.compress(data))
+
+    def getvalue(self) -> bytes:
+        """The gzip object; call once, after the last write."""
+        self._out.write(self._deflate.flush())
+        self._out.write(struct.pack("<LL", self._crc, self._size & 0xFFFFFFFF))
+        return self._out.getvalue()
+
+
+def iter_gunzip(data: bytes, chunk: int = 4 << 20) -> Iterator[bytes]:
+    """A gzip object's bytes, decompressed `chunk` bytes at a time."""
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
+        while piece := f.read(chunk):
+            yield piece
+
+
+def iter_gunzip_lines(data: bytes, lines: int, chunk: int = 4 << 20) -> Iterator[list[bytes]]:
+    """gunzip_lines a few at a time: lists of a multiple of `lines` lines (the last may hold
+    fewer), so batches of a size dividing `lines` cut from each list are those cut from all."""
+    held: list[bytes] = []
+    rest = b""
+    for piece in iter_gunzip(data, chunk):
+        piece = rest + piece
+        end = piece.rfind(b"\n") + 1
+        rest = piece[end:]
+        held += piece[:end].splitlines()
+        if len(held) >= lines:
+            cut = len(held) - len(held) % lines
+            yield held[:cut]
+            held = held[cut:]
+    held += rest.splitlines()
+    if held:
+        yield held
 
 
 def lines_buffer(lines: pa.Array) -> bytes:
     """The values of a binary array back to back, copied once (no per-value Python)."""
+    return lines_view(lines).to_pybytes()
+
+
+def lines_view(lines: pa.Array) -> pa.Buffer:
+    """lines_buffer without the copy: a view of the bytes of the values, back to back, valid
+    as long as `lines` is."""
     if isinstance(lines, pa.ChunkedArray):
         lines = lines.combine_chunks()
     if len(lines) == 0:
-        return b""
+        return pa.py_buffer(b"")
     if lines.null_count:
         raise ValueError("lines_buffer: null values have no bytes")
     _, offsets, data = lines.buffers()
     width = 8 if pa.types.is_large_binary(lines.type) or pa.types.is_large_string(lines.type) else 4
     view = memoryview(offsets).cast("q" if width == 8 else "i")
     start, end = view[lines.offset], view[lines.offset + len(lines)]
-    return data.to_pybytes()[start:end] if start or end != data.size else data.to_pybytes()
+    return data.slice(start, end - start)
 
 
 def gunzip_lines(data: bytes) -> list[bytes]:

@@ -1,15 +1,17 @@
 """Transforms: a staged source page becomes target rows (MySQL) or items (DynamoDB).
 
-Both work on whole Arrow columns. For DynamoDB the item's wire JSON is assembled column by
-column (each attribute a preformatted fragment, NULLs skipped by the join), so Python runs
-per value only for JSON, SET and binary columns and for the rare string holding control
-characters.
+Both work on whole Arrow columns. For DynamoDB each item's wire JSON is one join of
+preformatted pieces and the columns' text (an attribute that may be NULL is a fragment the
+join skips), JSON columns go through RE2 shape by shape (see _Shape), and Python runs per
+value only for SET and binary columns, JSON values outside their column's shapes and the
+few strings with characters JSON escapes.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,6 +28,7 @@ from .types import kind_of
 MAX_ITEM_BYTES = 400 * 1024
 MAX_NUMBER_DIGITS = 38
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'  # what encode_basestring (ensure_ascii=False) escapes
 
 
 def selected_columns(spec: TableSpec, names: list[str]) -> list[str]:
@@ -134,7 +137,20 @@ def _epoch(text: pa.Array, kind: str, unit: str) -> pa.Array:
 
 
 def _escape(text: pa.Array) -> pa.Array:
-    """JSON string body of each value (without quotes)."""
+    """JSON string body of each value (without quotes), as encode_basestring writes it.
+
+    Most columns have nothing to escape, and one search through the column's text buffer
+    shows it. A few values are escaped one by one; when many need it, whole-column
+    replacements do the common five."""
+    if not _may_need_escape(text):
+        return text
+    odd = pc.fill_null(pc.match_substring_regex(text, _NEEDS_ESCAPE), False)
+    count = pc.sum(odd).as_py() or 0
+    if not count:
+        return text
+    if count * 8 < len(text):
+        values = [encode_basestring(v)[1:-1] for v in text.filter(odd).to_pylist()]
+        return pc.replace_with_mask(text, odd, pa.array(values, text.type))
     out = text
     for a, b in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
         out = pc.replace_substring(out, a, b)
@@ -151,6 +167,30 @@ def _escape(text: pa.Array) -> pa.Array:
             pa.string(),
         )
     return out
+
+
+def _may_need_escape(text: pa.Array) -> bool:
+    """False when no value has a character to escape: one regex search over the column's
+    whole data buffer, read as a single binary value (bytes outside the array's slice can
+    only answer True, which sends the column to the row-by-row search)."""
+    data = text.buffers()[2]
+    if data is None or data.size == 0:
+        return False
+    offsets = pa.array([0, data.size], pa.int64()).buffers()[1]
+    whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, data])
+    return pc.match_substring_regex(whole, _NEEDS_ESCAPE)[0].as_py()
+
+
+def _safe_text(arr: pa.Array) -> bool:
+    """Whether `_text` of this column can hold nothing JSON escapes (numbers' digits)."""
+    t = arr.type
+    return pa.types.is_integer(t) or pa.types.is_decimal(t) or pa.types.is_floating(t)
+
+
+def _reason(mask: pa.Array, text: str) -> pa.Array | None:
+    """`text` where mask is true, else null; None when it is true nowhere."""
+    mask = pc.fill_null(mask, False)
+    return pc.if_else(mask, text, None) if pc.any(mask).as_py() else None
 
 
 def _wrap(prefix: str, body: pa.Array, suffix: str) -> pa.Array:
@@ -198,26 +238,23 @@ def _range_reasons(text: pa.Array, col: str) -> pa.Array | None:
     return pa.array(out, pa.string())
 
 
-def _per_value(
-    arr: pa.Array, name_json: str, fn: Callable, col: str
-) -> tuple[pa.Array, pa.Array | None]:
-    """Fragments made one value at a time (JSON, SET); values fn refuses become reasons.
+def _per_value(arr: pa.Array, fn: Callable, col: str) -> tuple[pa.Array, pa.Array | None]:
+    """Values made one at a time (JSON, SET); values fn refuses become reasons.
 
     Python runs once per distinct value: the column is dictionary-encoded first, and the
-    fragments are taken back by index (JSON settings and SET values repeat a lot)."""
+    results are taken back by index (JSON settings and SET values repeat a lot)."""
     encoded = pc.dictionary_encode(arr)
-    frags, reasons, any_bad = [], [], False
+    bodies, reasons, any_bad = [], [], False
     for v in encoded.dictionary.to_pylist():
         try:
-            body = fn(v)
-            frags.append(None if body is None else f"{name_json}:{body}")
+            bodies.append(fn(v))
             reasons.append(None)
         except (_Unrepresentable, ValueError) as exc:
-            frags.append(None)
+            bodies.append(None)
             reasons.append(f"{col}: {exc}")
             any_bad = True
-    frag = pa.array(frags, pa.string()).take(encoded.indices)
-    return frag, (pa.array(reasons, pa.string()).take(encoded.indices) if any_bad else None)
+    body = pa.array(bodies, pa.string()).take(encoded.indices)
+    return body, (pa.array(reasons, pa.string()).take(encoded.indices) if any_bad else None)
 
 
 def _set_value(v: str) -> str | None:
@@ -268,6 +305,188 @@ _JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 def _json_value(v: str) -> str:
     return _JSON_ENCODER.encode(_wrap_json(_JSON_DECODER.decode(v)))
+
+
+# JSON columns by shape. Values of a column mostly share one structure (the same keys, value
+# types and nesting), with different strings and numbers. A shape is such a structure as an
+# RE2 pattern, matched against the whole column at once, whose captures (the strings and
+# numbers) are spliced between preformatted pieces of DynamoDB JSON. A shape holds only what
+# the wire text repeats byte for byte: strings without quotes, backslashes or control
+# characters (so neither JSON escapes nor encode_basestring change them) and numbers without
+# exponent of at most 38 characters (which `_json_number` keeps as written); no key twice in
+# an object. Any other value goes through `_json_value`, one value at a time.
+_WS = r"[ \t\n\r]*"  # JSON's whitespace (RE2's \s would take \f too)
+_SHAPE_STRING = r'"(?P<{}>[^"\\\x00-\x1f]*)"'
+_SHAPE_NUMBER = r"(?P<{}>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?)"
+_PLAIN_STRING = re.compile(r'[^"\\\x00-\x1f]*').fullmatch
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?").fullmatch
+MAX_SHAPES = 8  # shapes tried per column and page before the rest goes value by value
+MAX_SHAPE_TOKENS = 256  # a larger document goes value by value (and RE2 stays small)
+
+
+class _NumberText(str):
+    """A JSON number's text as written (the shape decoder's parse_int and parse_float)."""
+
+
+_SHAPE_DECODER = json.JSONDecoder(
+    parse_float=_NumberText,
+    parse_int=_NumberText,
+    parse_constant=_refuse_constant,
+    object_pairs_hook=tuple,  # objects as tuples of pairs: keys kept in order, repeats seen
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    regex: str
+    pieces: tuple[tuple[bool, str], ...]  # (is a capture, constant text or capture name)
+    numbers: tuple[str, ...]  # captures holding numbers
+
+
+def _re_literal(text: str) -> str:
+    """RE2 pattern matching `text` literally (ASCII punctuation as \\xHH escapes)."""
+    return "".join(c if c.isalnum() or ord(c) > 127 else f"\\x{ord(c):02x}" for c in text)
+
+
+def _shape_of(value: str) -> _Shape | None:
+    """The shape of one JSON text, or None when it has something a shape does not hold."""
+    try:
+        doc = _SHAPE_DECODER.decode(value)
+    except ValueError:
+        return None
+    regex: list[str] = []
+    pieces: list[tuple[bool, str]] = []
+    numbers: list[str] = []
+
+    def capture(pattern: str, before: str, after: str) -> str:
+        name = f"v{sum(1 for is_capture, _ in pieces if is_capture)}"
+        regex.append(pattern.format(name))
+        pieces.extend(((False, before), (True, name), (False, after)))
+        return name
+
+    def walk(v) -> bool:
+        t = type(v)
+        if t is str:
+            if not _PLAIN_STRING(v):
+                return False
+            capture(_SHAPE_STRING, '{"S":"', '"}')
+        elif t is _NumberText:
+            if len(v) > MAX_NUMBER_DIGITS or not _PLAIN_NUMBER(v):
+                return False
+            numbers.append(capture(_SHAPE_NUMBER, '{"N":"', '"}'))
+        elif t is tuple:  # an object
+            keys = [k for k, _ in v]
+            if len(set(keys)) != len(keys) or not all(_PLAIN_STRING(k) for k in keys):
+                return False
+            regex.append(r"\{" + _WS)
+            pieces.append((False, '{"M":{'))
+            for i, (k, x) in enumerate(v):
+                regex.append((_WS + "," + _WS if i else "") + f'"{_re_literal(k)}"{_WS}:{_WS}')
+                pieces.append((False, f'{"," if i else ""}"{k}":'))
+                if not walk(x):
+                    return False
+            regex.append(_WS + r"\}")
+            pieces.append((False, "}}"))
+        elif t is list:
+            regex.append(r"\[" + _WS)
+            pieces.append((False, '{"L":['))
+            for i, x in enumerate(v):
+                if i:
+                    regex.append(_WS + "," + _WS)
+                    pieces.append((False, ","))
+                if not walk(x):
+                    return False
+            regex.append(_WS + r"\]")
+            pieces.append((False, "]}"))
+        elif v is True or v is False:
+            regex.append("true" if v else "false")
+            pieces.append((False, '{"BOOL":true}' if v else '{"BOOL":false}'))
+        elif v is None:
+            regex.append("null")
+            pieces.append((False, '{"NULL":true}'))
+        else:
+            return False
+        return len(regex) <= MAX_SHAPE_TOKENS
+
+    if not walk(doc):
+        return None
+    merged: list[tuple[bool, str]] = []
+    for is_capture, text in pieces:
+        if not is_capture and merged and not merged[-1][0]:
+            merged[-1] = (False, merged[-1][1] + text)
+        else:
+            merged.append((is_capture, text))
+    return _Shape("^" + _WS + "".join(regex) + _WS + "$", tuple(merged), tuple(numbers))
+
+
+def _apply_shape(values: pa.Array, shape: _Shape) -> tuple[pa.Array, pa.Array]:
+    """(fragments, hit): the fragments are right where `hit` is true, junk elsewhere."""
+    found = pc.extract_regex(values, shape.regex)
+    hit = found.is_valid()
+    for name in shape.numbers:
+        length = pc.binary_length(pc.struct_field(found, name))
+        hit = pc.and_(hit, pc.fill_null(pc.less_equal(length, MAX_NUMBER_DIGITS), False))
+    parts = [
+        pc.struct_field(found, text) if is_capture else pa.scalar(text)
+        for is_capture, text in shape.pieces
+    ]
+    frag = pc.binary_join_element_wise(*parts, "")
+    if isinstance(frag, pa.Scalar):  # a shape without captures (true, {}, [null]...)
+        frag = pc.if_else(hit, frag, pa.scalar(None, pa.string()))
+    return frag, hit
+
+
+def _json_bodies(arr: pa.Array, col: str) -> tuple[pa.Array, pa.Array | None]:
+    """DynamoDB JSON of a JSON column's values (see _Shape): the values of the first value's
+    shape at once, then more shapes found among the values left, then the rest one by one."""
+    if pa.types.is_large_string(arr.type):
+        arr = pc.cast(arr, pa.string())
+    n, no_value = len(arr), pa.scalar(None, pa.string())
+    valid = arr.is_valid()
+    first = pc.index(valid, True).as_py()
+    shape = _shape_of(arr[first].as_py()) if first >= 0 else None
+    if shape is None:
+        frag, rest = pa.nulls(n, pa.string()), valid
+    else:
+        frag, hit = _apply_shape(arr, shape)
+        frag = pc.if_else(hit, frag, no_value)
+        rest = pc.and_(valid, pc.invert(hit))
+    if not pc.any(rest).as_py():
+        return frag, None
+    todo_idx = pc.indices_nonzero(rest)
+    todo = arr.take(todo_idx)
+    found_idx, found_frag, by_value = [], [], []
+    for _ in range(MAX_SHAPES - 1):
+        if not len(todo):
+            break
+        shape = _shape_of(todo[0].as_py())
+        if shape is None:
+            by_value.append(todo_idx[0].as_py())
+            todo, todo_idx = todo[1:], todo_idx[1:]
+            continue
+        more, hit = _apply_shape(todo, shape)
+        if not hit[0].as_py():  # JSON escapes in the text: likely in the values left too
+            break
+        found_idx.append(todo_idx.filter(hit))
+        found_frag.append(more.filter(hit))
+        scanned = len(todo)
+        todo, todo_idx = todo.filter(pc.invert(hit)), todo_idx.filter(pc.invert(hit))
+        if len(found_idx[-1]) * 20 < scanned:  # under 5% of what it scanned: too varied
+            break
+    slow_idx = pa.concat_arrays([pa.array(by_value, pa.uint64()), todo_idx])
+    reason = None
+    if len(slow_idx):
+        slow_frag, slow_reason = _per_value(arr.take(slow_idx), _json_value, col)
+        found_idx.append(slow_idx)
+        found_frag.append(slow_frag)
+        if slow_reason is not None:
+            in_slow = pc.is_in(pa.array(range(n), pa.uint64()), value_set=slow_idx)
+            reason = pc.replace_with_mask(
+                pa.nulls(n, pa.string()), in_slow, slow_reason.take(pc.sort_indices(slow_idx))
+            )
+    idx = pa.concat_arrays(found_idx)
+    values = pa.concat_arrays(found_frag).take(pc.sort_indices(idx))
+    return pc.replace_with_mask(frag, rest, values), reason
 
 
 def _digits(text: pa.Array) -> pa.Array:
@@ -337,75 +556,86 @@ def page_kinds(page: pa.Table) -> dict[str, str]:
     return {f.name: kind_of(f) for f in page.schema}
 
 
-def _encode_value(arr: pa.Array, text: pa.Array, attr: ValueAttr, name_json: str):
-    """(fragment, size, reasons) of one value attribute over the page."""
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """One attribute over the page: its wire text is open + body + close after the name, and
+    a null body means no attribute. `size` counts towards the 400 KB item limit."""
+
+    open: str
+    body: pa.Array
+    close: str
+    size: pa.Array | int
+    reasons: list[pa.Array]
+
+
+def _encode_value(arr: pa.Array, text: pa.Array, attr: ValueAttr) -> _Encoded:
     col, enc, kind = attr.column, attr.encoding, attr.kind
     reasons = []
     if enc == "number":
         t = text
         if kind == "float":
-            finite = pc.fill_null(pc.or_(pc.is_nan(arr), pc.is_inf(arr)), False)
-            reasons.append(
-                pc.if_else(finite, f"{col}: NaN or infinity has no DynamoDB number", None)
-            )
+            finite = pc.or_(pc.is_nan(arr), pc.is_inf(arr))
+            reasons.append(_reason(finite, f"{col}: NaN or infinity has no DynamoDB number"))
         if kind in ("float", "text"):
-            r = _range_reasons(t, col)
-            if r is not None:
-                reasons.append(r)
+            reasons.append(_range_reasons(t, col))
         if kind == "text":
             numeric = pc.fill_null(
                 pc.match_substring_regex(t, r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"), True
             )
             reasons.append(
-                pc.if_else(
-                    pc.invert(numeric),
-                    f"{col}: not a number, but typed 'number' in the contract",
-                    None,
+                _reason(
+                    pc.invert(numeric), f"{col}: not a number, but typed 'number' in the contract"
                 )
             )
         if kind in ("decimal", "text") and (
             kind == "text" or arr.type.precision > MAX_NUMBER_DIGITS
         ):
-            too_long = pc.fill_null(pc.greater(_digits(t), MAX_NUMBER_DIGITS), False)
+            too_long = pc.greater(_digits(t), MAX_NUMBER_DIGITS)
             reasons.append(
-                pc.if_else(
+                _reason(
                     too_long,
                     f"{col}: more than 38 significant digits, which a DynamoDB number cannot hold",
-                    None,
                 )
             )
-        return _wrap(name_json + ':{"N":"', t, '"}'), pc.binary_length(t), reasons
+        return _Encoded('{"N":"', t, '"}', pc.binary_length(t), reasons)
     if enc in ("epoch_seconds", "epoch_millis"):
         t = _epoch(arr, kind, enc)
         bad = pc.and_(pc.is_valid(arr), pc.is_null(t))
         reasons.append(
-            pc.if_else(bad, f"{col}: not a calendar date (a zero date?), so no {enc} number", None)
+            _reason(bad, f"{col}: not a calendar date (a zero date?), so no {enc} number")
         )
-        return _wrap(name_json + ':{"N":"', t, '"}'), pc.binary_length(t), reasons
+        return _Encoded('{"N":"', t, '"}', pc.binary_length(t), reasons)
     if enc == "string_set":
-        frag, r = _per_value(arr, name_json, _set_value, col)
-        return frag, pc.binary_length(arr), [r] if r is not None else []
+        body, r = _per_value(arr, _set_value, col)
+        return _Encoded("", body, "", pc.binary_length(arr), [r])
     if enc == "json":
-        frag, r = _per_value(arr, name_json, _json_value, col)
-        return frag, pc.binary_length(arr), [r] if r is not None else []
+        body, r = _json_bodies(arr, col)
+        return _Encoded("", body, "", pc.binary_length(arr), [r])
     if enc == "binary":
-        return _wrap(name_json + ':{"B":"', text, '"}'), pc.binary_length(arr), reasons
+        return _Encoded('{"B":"', text, '"}', pc.binary_length(arr), reasons)
     if enc == "bool":
-        frag = pc.if_else(arr, name_json + ':{"BOOL":true}', name_json + ':{"BOOL":false}')
-        return frag, pa.array([1] * len(arr), pa.int64()), reasons
+        body = pc.if_else(arr, '{"BOOL":true}', '{"BOOL":false}')
+        return _Encoded("", body, "", 1, reasons)
     if kind == "bool" and enc == "number":
         t = pc.cast(pc.cast(arr, pa.int8()), pa.string())
-        return _wrap(name_json + ':{"N":"', t, '"}'), pc.binary_length(t), reasons
+        return _Encoded('{"N":"', t, '"}', pc.binary_length(t), reasons)
     # string, iso8601: the canonical text
-    return _wrap(name_json + ':{"S":"', _escape(text), '"}'), pc.binary_length(text), reasons
+    body = text if _safe_text(arr) else _escape(text)
+    return _Encoded('{"S":"', body, '"}', pc.binary_length(text), reasons)
 
 
 def to_dynamodb_items(page: pa.Table, plan: ItemPlan, *, with_keys: bool = False):
-    """Items as DynamoDB JSON lines (`{"Item": {...}}\n`, the Import from S3 format)."""
+    """Items as DynamoDB JSON lines (`{"Item": {...}}\n`, the Import from S3 format).
+
+    Each line is one join over the page: preformatted pieces (`,"amount":{"N":"`) beside
+    the columns' text; an attribute whose value may be NULL is a fragment of its own, which
+    the join skips where it is null."""
     n = page.num_rows
     if n == 0:
         empty = (pa.array([], pa.binary()), NO_REJECTS)
-        return (*empty, _item_keys(page, plan, pa.array([], pa.string()))) if with_keys else empty
+        return (
+            (*empty, _item_keys(page, plan, pa.array([], pa.string()), {})) if with_keys else empty
+        )
     text_cache: dict[str, pa.Array] = {}
 
     def text(col: str) -> pa.Array:
@@ -413,97 +643,136 @@ def to_dynamodb_items(page: pa.Table, plan: ItemPlan, *, with_keys: bool = False
             text_cache[col] = _text(page.column(col).combine_chunks(), plan.kinds[col])
         return text_cache[col]
 
-    fragments: list[pa.Array] = []
-    reasons: list[pa.Array] = []  # per check: reason text where the row fails, else null
-    sizes = pa.array([0] * n, pa.int64())
+    parts: list = [pa.scalar('{"Item":{')]  # the line: pieces and columns, joined once
+    key_fragments: list[pa.Array] = []
+    reasons: list[pa.Array | None] = []  # per check: reason text where the row fails, else null
+    sizes: list[pa.Array] = []  # summed, with the attribute names' bytes in `fixed_size`
+    fixed_size = 0
     for attr, tmpl in plan.key_attrs:
         pieces: list = []
+        safe = not any(re.search(_NEEDS_ESCAPE, lit) for lit, _ in tmpl.parts)
         for (lit, col), filters in zip(
             tmpl.parts, tmpl.filters or [()] * len(tmpl.parts), strict=True
         ):
             if lit:
                 pieces.append(pa.scalar(lit))
             if col:
-                t, r = _apply_filters(
-                    text(col), filters, plan.kinds[col], f"{attr} template {tmpl.text!r}"
-                )
+                where = f"{attr} template {tmpl.text!r}"
+                t, r = _apply_filters(text(col), filters, plan.kinds[col], where)
                 pieces.append(t)
-                if r is not None:
-                    reasons.append(r)
+                reasons.append(r)
+                safe = safe and _safe_text(page.column(col)) and "date" not in dict(filters)
         if not tmpl.columns:
             value = pa.array(["".join(p.as_py() for p in pieces)] * n, pa.string())
         else:
             value = pc.binary_join_element_wise(*pieces, "")
         for col in tmpl.columns:
-            reasons.append(
-                pc.if_else(
-                    pc.is_null(page.column(col)),
-                    f"{attr} template {tmpl.text!r}: column {col} is NULL",
-                    None,
+            if page.column(col).null_count:
+                reasons.append(
+                    _reason(
+                        pc.is_null(page.column(col)),
+                        f"{attr} template {tmpl.text!r}: column {col} is NULL",
+                    )
                 )
-            )
         reasons.append(
-            pc.if_else(
-                pc.equal(value, ""), f"{attr} template {tmpl.text!r} gives an empty key", None
-            )
+            _reason(pc.equal(value, ""), f"{attr} template {tmpl.text!r} gives an empty key")
         )
         name_json = encode_basestring(attr)
-        fragments.append(_wrap(name_json + ':{"S":"', _escape(value), '"}'))
-        sizes = pc.add(sizes, pc.add(len(attr.encode()), pc.fill_null(pc.binary_length(value), 0)))
+        fragment = _wrap(name_json + ':{"S":"', value if safe else _escape(value), '"}')
+        if key_fragments:
+            parts.append(pa.scalar(","))
+        parts.append(fragment)
+        key_fragments.append(fragment)
+        fixed_size += len(attr.encode())
+        sizes.append(pc.fill_null(pc.binary_length(value), 0))
     for attr in plan.value_attrs:
         arr = page.column(attr.column).combine_chunks()
+        e = _encode_value(arr, text(attr.column), attr)
+        reasons.extend(e.reasons)
         name_json = encode_basestring(attr.name)
-        frag, size, more = _encode_value(arr, text(attr.column), attr, name_json)
-        reasons.extend(more)
-        if plan.null_values == "null":
-            frag = pc.fill_null(frag, name_json + ':{"NULL":true}')
-        fragments.append(frag)
-        sizes = pc.add(sizes, pc.add(len(attr.name.encode()), pc.fill_null(size, 0)))
-    reasons.append(pc.if_else(pc.greater(sizes, MAX_ITEM_BYTES), "item over 400 KB", None))
-    body = pc.binary_join_element_wise(*fragments, ",", null_handling="skip")
-    lines = pc.cast(_wrap('{"Item":{', body, "}}\n"), pa.binary())
-    reason = pc.coalesce(*reasons) if reasons else pa.nulls(n, pa.string())
+        opening = "," + name_json + ":" + e.open
+        if e.body.null_count == 0:  # always present: its pieces go straight into the line
+            parts += [pa.scalar(opening), e.body, pa.scalar(e.close)]
+        else:
+            fragment = _wrap(opening, e.body, e.close)
+            if plan.null_values == "null":
+                fragment = pc.fill_null(fragment, "," + name_json + ':{"NULL":true}')
+            parts.append(fragment)
+        fixed_size += len(attr.name.encode())
+        if isinstance(e.size, int):
+            fixed_size += e.size
+        else:
+            sizes.append(pc.fill_null(e.size, 0) if e.size.null_count else e.size)
+    total = pc.cast(sizes[0], pa.int64())
+    for s in sizes[1:]:
+        total = pc.add(total, s)
+    reasons.append(_reason(pc.greater(total, MAX_ITEM_BYTES - fixed_size), "item over 400 KB"))
+    parts.append(pa.scalar("}}\n"))
+    lines = pc.cast(pc.binary_join_element_wise(*parts, "", null_handling="skip"), pa.binary())
+    reasons = [r for r in reasons if r is not None]
+    reason = pc.coalesce(*reasons) if len(reasons) > 1 else (reasons[0] if reasons else None)
     n_keys = 2 if plan.has_sort_key else 1
-    reason = _mark_duplicates(reason, fragments[:n_keys])
     target_keys = (
-        fragments[0] if n_keys == 1 else pc.binary_join_element_wise(*fragments[:n_keys], ",")
+        key_fragments[0]
+        if n_keys == 1
+        else pc.binary_join_element_wise(*key_fragments[:n_keys], ",")
     )
-    ok = pc.is_null(reason)
-    if pc.all(ok).as_py():
+    if not _unique_by_a_column(page, [tmpl for _, tmpl in plan.key_attrs[:n_keys]]):
+        reason = _mark_duplicates(reason, target_keys)
+    if reason is None or reason.null_count == n:
         result = (lines, NO_REJECTS)
-        return (*result, _item_keys(page, plan, target_keys)) if with_keys else result
+        return (*result, _item_keys(page, plan, target_keys, text_cache)) if with_keys else result
+    ok = pc.is_null(reason)
     bad = pc.invert(ok)
     keys = page.select(list(plan.key_columns)).filter(bad).to_pylist()
     result = (lines.filter(ok), Rejected(keys, reason.filter(bad).to_pylist()))
     if not with_keys:
         return result
-    return (*result, _item_keys(page.filter(ok), plan, target_keys.filter(ok)))
+    texts = {c: text(c).filter(ok) for c in plan.key_columns}
+    return (*result, _item_keys(page.filter(ok), plan, target_keys.filter(ok), texts))
 
 
-def _item_keys(page: pa.Table, plan: ItemPlan, target_keys: pa.Array) -> pa.Table:
+def _item_keys(
+    page: pa.Table, plan: ItemPlan, target_keys: pa.Array, texts: dict[str, pa.Array]
+) -> pa.Table:
     """Each written item's key (as its wire JSON) beside the source key of the row it came
-    from: verification finds keys that rows of different pages or tables share."""
-    cols = [_text(page.column(c).combine_chunks(), plan.kinds[c]) for c in plan.key_columns]
+    from: verification finds keys that rows of different pages or tables share. `texts`: the
+    key columns' text, where the caller has it."""
+    cols = [
+        texts[c] if c in texts else _text(page.column(c).combine_chunks(), plan.kinds[c])
+        for c in plan.key_columns
+    ]
     source = cols[0] if len(cols) == 1 else pc.binary_join_element_wise(*cols, ",")
     return pa.table({"target_key": pc.cast(target_keys, pa.string()), "source_key": source})
 
 
-def _mark_duplicates(reason: pa.Array, key_fragments: list[pa.Array]) -> pa.Array:
+def _unique_by_a_column(page: pa.Table, templates: list[KeyTemplate]) -> bool:
+    """Whether the page's target keys are unique because one key template is text and one
+    integer column whose values are all different here (`ORDER#{id}`): digits write each
+    integer one way, so that template's text, and the key holding it, differ row to row."""
+    for tmpl in templates:
+        dated = any(name == "date" for f in tmpl.filters for name, _ in f)
+        if len(tmpl.columns) != 1 or dated:
+            continue
+        column = page.column(tmpl.columns[0])
+        if (
+            pa.types.is_integer(column.type)
+            and pc.count_distinct(column, mode="all").as_py() == page.num_rows
+        ):
+            return True
+    return False
+
+
+def _mark_duplicates(reason: pa.Array | None, key: pa.Array) -> pa.Array | None:
     """Rows whose target key repeats an earlier row's in this page are refused, not merged."""
-    key = (
-        key_fragments[0]
-        if len(key_fragments) == 1
-        else pc.binary_join_element_wise(*key_fragments, ",")
-    )
+    if pc.count_distinct(key, mode="all").as_py() == len(key):
+        return reason
     t = pa.table({"k": key, "i": pa.array(range(len(key)), pa.int64())})
     first = t.group_by("k", use_threads=False).aggregate([("i", "min")])
-    if first.num_rows == len(key):
-        return reason
     is_first = pc.is_in(t.column("i"), value_set=first.column("i_min"))
-    dup = pc.invert(is_first)
-    return pc.coalesce(
-        reason,
-        pc.if_else(
-            dup, "duplicate target key: an earlier row of this page maps to the same key", None
-        ),
+    dup = pc.if_else(
+        pc.invert(is_first),
+        "duplicate target key: an earlier row of this page maps to the same key",
+        None,
     )
+    return dup if reason is None else pc.coalesce(reason, dup)

@@ -31,6 +31,34 @@ _SPATIAL = {
     "geometrycollection",
 }
 
+_CHARACTER_KINDS = {"text", "json", "enum", "set"}
+_SIZED = {"char", "varchar", "binary", "varbinary"}
+# Bytes a stored value can hold, by type; after conversion to utf8mb4 a character column's
+# value takes at most 4 bytes for each stored byte (any charset converts to at most 4).
+_STORED_MAX = {
+    "tinytext": 255,
+    "tinyblob": 255,
+    "text": 65_535,
+    "blob": 65_535,
+    "mediumtext": 16_777_215,
+    "mediumblob": 16_777_215,
+}
+_MAX_UTF8MB4 = 4
+# No string a server builds is longer than max_allowed_packet, at most 1 GiB.
+_LINE_MAX = 1 << 30
+# The longest a number, date or time prints: DECIMAL(65,30) with sign and point is 67.
+_PRINTED_MAX = 98
+
+
+def _declared_length(column_type: str) -> int | None:
+    """n of `varchar(n)`, `binary(n)` ...; None when the type declares none."""
+    start = column_type.find("(")
+    end = column_type.find(")", start + 1)
+    if start < 0 or end < 0:
+        return None
+    inner = column_type[start + 1 : end]
+    return int(inner) if inner.isdigit() else None
+
 
 @dataclass(frozen=True, slots=True)
 class Column:
@@ -115,6 +143,33 @@ class Column:
             # single-precision value arrives whole, and narrows back to float32 exactly.
             return f"CAST({q(self.name)} AS DOUBLE)"
         return q(self.name)
+
+    def line_expr(self) -> str:
+        """The bytes the text protocol would send for this column, as a binary string the
+        server can join into one line per row (see sluice.rowlines).
+
+        Character columns are converted to utf8mb4 first, as the session's
+        character_set_results converts them on the wire; numbers, dates and times print as
+        ASCII in a binary string as they do on the wire; binary and spatial values are their
+        bytes."""
+        expr = self.select_expr()
+        if self.kind in _CHARACTER_KINDS:
+            return f"CAST(CONVERT({expr} USING utf8mb4) AS BINARY)"
+        return expr
+
+    def max_line_bytes(self) -> int:
+        """An upper bound of the bytes one value takes in line_expr()."""
+        if self.kind not in _CHARACTER_KINDS and self.kind not in ("binary", "spatial"):
+            return _PRINTED_MAX  # numbers, dates and times print in a few dozen characters
+        per_char = 1 if self.kind in ("binary", "spatial") else _MAX_UTF8MB4
+        n = _declared_length(self.column_type)
+        if n is not None and self.data_type in _SIZED:
+            bound = per_char * n
+        elif self.kind in ("enum", "set"):  # a value is at most every member, commas between
+            bound = _MAX_UTF8MB4 * len(self.column_type)
+        else:
+            bound = per_char * _STORED_MAX.get(self.data_type, _LINE_MAX)
+        return min(bound, _LINE_MAX)
 
     def field(self) -> pa.Field:
         meta = {b"mysql_type": self.column_type.encode(), b"kind": self.kind.encode()}

@@ -64,6 +64,19 @@ def shared_keys(contract: Contract, item_keys) -> dict[str, list[dict]]:
     return out
 
 
+def _unfinished(p: TableProgress, shown: int = 10) -> str:
+    """The pages that did not arrive, each with why: its error, or the stage it is stuck at."""
+    why = [
+        f"page {f['page']} {f['status']} at {f['stage']} after {f['attempts']} attempts "
+        f"({f['error']})"
+        for f in p.failed_pages
+        if f["status"] != "loaded"
+    ]
+    why += [f"page {u['page']} still {u['status']}" for u in p.unfinished_pages]
+    more = f"; and {len(why) - shown} more" if len(why) > shown else ""
+    return "; ".join(why[:shown]) + more
+
+
 def _plain(wire: dict):
     """A DynamoDB wire value as a plain one, so that equal items compare equal however they
     were spelled: numbers as Decimal ("2.50" == "2.5"), binary as bytes (base64 in JSON),
@@ -158,7 +171,7 @@ def verify(
         imp = (imports or {}).get(spec.target_table) if imported else None
         if not p.done:
             missing = p.pages - p.pages_loaded
-            problems.append(f"{missing} of {p.pages} pages not loaded")
+            problems.append(f"{missing} of {p.pages} pages not loaded: {_unfinished(p)}")
         if source_rows != p.extracted:
             problems.append(f"source has {source_rows} rows, pages extracted {p.extracted}")
         if imported and not import_succeeded(imp):

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,11 @@ from .. import aws
 from ..contract import load_document, parse
 from ..errors import SluiceError
 from ..manifest import TableProgress
+from ..redrive import STAGES, Redriven, redrive
+from ..redrive import render as render_redrive
 from ..stages import _manifest
 from .runtime import LocalStack, handler_output_to
+from .state import PARTS, LocalState, run_dir
 
 
 def local_contract(doc: dict) -> dict:
@@ -87,49 +91,193 @@ def run_local(
     out=None,
     err=None,
 ) -> dict[str, Any]:
-    """Run one migration locally; returns the summary (also printed)."""
-    out = out or sys.stdout
-    err = err or sys.stderr
+    """Run one migration locally; returns the summary (also printed).
+
+    When the run ends, its AWS state is saved under `state_dir` (LocalState): a run that did
+    not succeed can be redriven and resumed from another shell."""
     doc = local_contract(load_document(contract_path))
     contract = parse(doc)
     run_id = run_id or time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}"
-    state_dir = state_dir or Path(".sluice") / "runs" / run_id
-    saved_endpoint = os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
-    started = time.time()
-    # User transforms (`module:function` in the contract) ship beside the contract.
-    transforms_dir = str(Path(contract_path).resolve().parent)
-    added_path = any(t.transform for t in contract.tables) and transforms_dir not in sys.path
-    if added_path:
+    state = LocalState(state_dir or run_dir(run_id))
+    state.write_meta(
+        run_id=run_id,
+        contract=doc,
+        transforms_dir=str(Path(contract_path).resolve().parent),
+        resumes=0,
+    )
+    payload = {"contract": doc, "run_id": run_id, "poll_seconds": 1}
+    return _drive(
+        state, contract, payload, run_id, run_id, as_json, timeout, samples, out, err, restore=None
+    )
+
+
+def resume_local(
+    run_id: str,
+    *,
+    state_dir: Path | None = None,
+    as_json: bool = False,
+    timeout: float = 3600,
+    out=None,
+    err=None,
+) -> dict[str, Any]:
+    """`sluice resume --local`: a saved run's state in a fresh local stack, whose consumers
+    take the messages waiting in its queues (redriven ones included), and a new execution
+    that waits for every page, imports and verifies. Saved again when it ends."""
+    state = LocalState(state_dir or run_dir(run_id))
+    meta = state.meta()
+    if meta["run_id"] != run_id:
+        raise SluiceError(f"{state.folder} holds run {meta['run_id']}, not {run_id}")
+    contract = parse(meta["contract"])
+    resumes = int(meta.get("resumes", 0)) + 1
+    state.write_meta(resumes=resumes)
+    payload = {"resume": True, "run_id": run_id, "poll_seconds": 1}
+    return _drive(
+        state,
+        contract,
+        payload,
+        run_id,
+        f"{run_id}-resume-{resumes}",
+        as_json,
+        timeout,
+        0,
+        out,
+        err,
+        restore=state.restorer(),
+    )
+
+
+def redrive_local(
+    run_id: str, stages=STAGES, *, state_dir: Path | None = None, out=None
+) -> list[Redriven]:
+    """`sluice redrive --local`: the saved run's dead-letter messages back to their queues
+    (a receive/send/delete loop: the emulator has no message move task), pages marked
+    redriven; saved again. `sluice resume --local` then processes them."""
+    out = out or sys.stdout
+    state = LocalState(state_dir or run_dir(run_id))
+    meta = state.meta()
+    with (
+        _local_session(meta),
+        LocalStack(consumers=False, restore=state.restorer(("manifest", "queues"))) as stack,
+    ):
+        queues = [q for q in stack.stage_queues() if q.stage in stages]
+        manifest = _manifest(stack.environment["SLUICE_MANIFEST_TABLE"])
+        results = redrive(aws.client("sqs"), manifest, queues, run_id=run_id, move_task=False)
+        state.save(stack, run_id, parts=("manifest", "queues"))
+    out.write(render_redrive(results, run_id))
+    if any(r.moved for r in results):
+        out.write(f"  next: sluice resume --local --run {run_id}\n")
+    out.flush()
+    return results
+
+
+def status_local(run_id: str, *, state_dir: Path | None = None):
+    """`sluice status --local`: the saved run's manifest and dead-letter queues, as
+    `sluice status` shows a deployed run."""
+    from ..operate import RunStatus, Stack, run_status
+
+    state = LocalState(state_dir or run_dir(run_id))
+    meta = state.meta()
+    with (
+        _local_session(meta),
+        LocalStack(consumers=False, restore=state.restorer(("manifest", "queues"))) as stack,
+    ):
+        local = Stack(
+            name=f"local ({state.folder})",
+            state_machine_arn=stack.state_machine_arn,
+            bucket=stack.environment["SLUICE_BUCKET"],
+            manifest_table=stack.environment["SLUICE_MANIFEST_TABLE"],
+            dlq_urls={q.stage: q.dlq_url for q in stack.stage_queues()},
+        )
+        st = run_status(local, run_id, dynamodb=_manifest_resource(), sqs=aws.client("sqs"))
+    execution = {"status": meta.get("execution_status")} if meta.get("execution_status") else None
+    return RunStatus(st.run_id, st.run, st.tables, st.dlq_depths, execution)
+
+
+def _manifest_resource():
+    import boto3
+
+    return boto3.resource("dynamodb", region_name=aws.region())
+
+
+@contextmanager
+def _local_session(meta: dict):
+    """What a local stack of this run needs around it: the contract's transforms importable,
+    the manifest in the emulator (a DynamoDB endpoint from the environment is the target's
+    alone, and the staged contract names it), fresh clients afterwards."""
+    transforms_dir = meta.get("transforms_dir")
+    added = bool(transforms_dir) and transforms_dir not in sys.path
+    if added:
         sys.path.insert(0, transforms_dir)
+    saved_endpoint = os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
     try:
-        with handler_output_to(state_dir / "lambda.log"), LocalStack() as stack:
-            view = ProgressView(err, live=err.isatty() and not as_json)
-            manifest = _manifest(stack.environment["SLUICE_MANIFEST_TABLE"])
-            if not as_json:
-                err.write(
-                    f"sluice: run {run_id}: {len(contract.tables)} tables "
-                    f"{contract.source_database} -> {contract.target_kind} (logs: {state_dir / 'lambda.log'})\n"
-                )
-            arn = stack.start_execution(
-                {"contract": doc, "run_id": run_id, "poll_seconds": 1}, name=run_id
-            )
-
-            def tick():
-                if not as_json:
-                    view.show(manifest.progress(run_id))
-
-            desc = stack.wait(arn, timeout=timeout, on_tick=tick)
-            summary = _summary(stack, manifest, run_id, arn, desc, time.time() - started)
-            summary["log_file"] = str(state_dir / "lambda.log")
-            if samples and contract.target_kind == "dynamodb":
-                summary["samples"] = sample_items(contract, samples)
+        yield
     finally:
-        if added_path:
+        if added:
             sys.path.remove(transforms_dir)
         if saved_endpoint is not None:
             os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = saved_endpoint
         aws.reset_clients()
-    (state_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+
+
+def _emulated_tables(contract) -> list[str]:
+    """DynamoDB target tables that live in the local emulator (not at an endpoint)."""
+    if contract.target_kind != "dynamodb" or contract.endpoint_url:
+        return []
+    return [t.name for t in contract.dynamo_tables.values()]
+
+
+def _drive(
+    state: LocalState,
+    contract,
+    payload: dict,
+    run_id: str,
+    execution_name: str,
+    as_json: bool,
+    timeout: float,
+    samples: int,
+    out,
+    err,
+    restore,
+) -> dict[str, Any]:
+    """One execution on a local stack, with progress on `err`, the summary on `out`, and the
+    run's state saved when it ends."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    meta = state.meta()
+    started = time.time()
+    log = state.folder / "lambda.log"
+    with _local_session(meta), handler_output_to(log), LocalStack(restore=restore) as stack:
+        view = ProgressView(err, live=err.isatty() and not as_json)
+        manifest = _manifest(stack.environment["SLUICE_MANIFEST_TABLE"])
+        if not as_json:
+            what = "resuming run" if payload.get("resume") else "run"
+            err.write(
+                f"sluice: {what} {run_id}: {len(contract.tables)} tables "
+                f"{contract.source_database} -> {contract.target_kind} (logs: {log})\n"
+            )
+        arn = stack.start_execution(payload, name=execution_name)
+
+        def tick():
+            if not as_json:
+                view.show(manifest.progress(run_id))
+
+        desc = stack.wait(arn, timeout=timeout, on_tick=tick)
+        summary = _summary(stack, manifest, run_id, arn, desc, time.time() - started)
+        summary["log_file"] = str(log)
+        if samples and contract.target_kind == "dynamodb":
+            summary["samples"] = sample_items(contract, samples)
+        # What a deployed stack would still hold, for status, redrive and resume later.
+        # A run that succeeded keeps what `sluice verify --local` reads (manifest, staged
+        # pages); the emulator's target tables only while something is left to redrive.
+        parts = ("manifest", "s3") if summary["ok"] else PARTS
+        summary["state_dir"] = str(state.dir)
+        state.save(stack, run_id, parts=parts, target_tables=_emulated_tables(contract))
+        if summary["ok"]:
+            state.drop(("targets", "queues"))
+        state.write_meta(
+            execution_status=summary["status"], verdict=summary["verdict"], ok=summary["ok"]
+        )
+    (state.folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if as_json:
         out.write(json.dumps(summary, default=str) + "\n")
     else:
@@ -281,6 +429,16 @@ def render_summary(s: dict) -> str:
             for item in items:
                 lines.append(f"    {table:<14} {_compact(item)}")
     lines += ["", f"  {s['verdict']}", ""]
+    if not s["ok"] and s.get("state_dir"):
+        lines += [
+            f"  The run's queues, dead-letter queues, manifest and staged pages are saved in "
+            f"{s['state_dir']}.",
+            "  Fix the cause, then:",
+            f"    sluice status  --local --run {s['run_id']}",
+            f"    sluice redrive --local --run {s['run_id']}",
+            f"    sluice resume  --local --run {s['run_id']}",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -28,6 +28,11 @@ from .template import Function, Resolver, Template
 
 ACCOUNT = "123456789012"
 LOCAL_OVERRIDES = {"CreateMissingTables": "true", "PollSeconds": "1"}
+# One consumer thread per SQS event source (_start_consumers), whatever the template's
+# MaximumConcurrency: the load function's concurrency, which divides a table's write_rate
+# among its workers (SLUICE_LOAD_CONCURRENCY), is therefore this, and not a parameter here.
+CONSUMERS_PER_SOURCE = 1
+FIXED_PARAMETERS = {"LoadConcurrency": str(CONSUMERS_PER_SOURCE)}
 RETRY_DELAY_SECONDS = (
     1  # a failed message reappears after this, not the deployed visibility timeout
 )
@@ -81,6 +86,7 @@ class Stats:
     consumed: Counter = field(default_factory=Counter)
     failed: Counter = field(default_factory=Counter)
     invocations: Counter = field(default_factory=Counter)
+    timed_out: Counter = field(default_factory=Counter)  # SQS invocations past their timeout
 
 
 class LocalStack:
@@ -91,6 +97,9 @@ class LocalStack:
         root: Path | None = None,
         parameters: dict[str, str] | None = None,
         name: str = "sluice-local",
+        consumers: bool = True,
+        restore: Callable[[LocalStack], object] | None = None,
+        timeouts: dict[str, float] | None = None,
     ):
         self.root = root or project_root()
         self.template = Template.load(self.root / "template.yaml")
@@ -98,8 +107,17 @@ class LocalStack:
             **self.template.parameter_defaults(),
             **LOCAL_OVERRIDES,
             **(parameters or {}),
+            **FIXED_PARAMETERS,
         }
         self.name = name
+        # Without consumers nothing handles SQS messages: `sluice status` and `redrive` on a
+        # saved local run look at and move messages without running the stages.
+        self.consumers = consumers
+        # Called once the resources exist and before consumers start (a saved run's state).
+        self.restore = restore
+        # Function timeouts (seconds, by logical id) in place of the template's: tests make a
+        # timeout reachable without waiting minutes.
+        self.timeouts = dict(timeouts or {})
         self.stats = Stats()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -136,14 +154,22 @@ class LocalStack:
         runner = LocalBulkRunner()
         self._exit.callback(runner.close)
         self._exit.enter_context(glue_job_routes(dict.fromkeys(self.glue_jobs.values(), runner)))
-        self._start_consumers()
+        if self.restore:
+            self.restore(self)
+        if self.consumers:
+            self._start_consumers()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stop_consumers()
+        self._exit.close()
+
+    def stop_consumers(self) -> None:
+        """Stop handling SQS messages; a batch being handled finishes first."""
         self._stop.set()
         for t in self._threads:
             t.join(timeout=30)
-        self._exit.close()
+        self._threads = []
 
     # ---------------------------------------------------------------- resources
     def _create_resources(self) -> None:
@@ -203,7 +229,7 @@ class LocalStack:
             refs[lid] = f"arn:aws:lambda:{region}:{ACCOUNT}:layer:{lid}:1"
         self.refs, self.attrs, self.resolve = refs, attrs, resolve
 
-        self._configure_notifications(s3)
+        self.configure_notifications()
         self._create_functions()
         self.glue_jobs = create_glue_jobs(self.template, resolve, self.role_arn)
         refs.update(self.glue_jobs)
@@ -227,7 +253,10 @@ class LocalStack:
             return a == b
         raise ValueError(f"template condition not supported locally: {expr}")
 
-    def _configure_notifications(self, s3) -> None:
+    def configure_notifications(self) -> None:
+        """The staging bucket's S3 event notifications to the stage queues, as the template
+        declares them."""
+        s3 = aws.client("s3")
         (bucket_lid,) = self.template.resources_of("AWS::S3::Bucket")
         configs = []
         for n in self.template.notifications:
@@ -320,14 +349,36 @@ class LocalStack:
             name=f"{self.name}-migration", definition=definition, roleArn=self.role_arn
         )["stateMachineArn"]
 
+    def stage_queues(self) -> list:
+        """Each stage's queue and dead-letter queue, for `sluice redrive`."""
+        from ..redrive import STAGES, StageQueues
+
+        out = []
+        for stage in STAGES:
+            q, d = f"{stage.capitalize()}Queue", f"{stage.capitalize()}DLQ"
+            out.append(
+                StageQueues(
+                    stage,
+                    self.refs[q],
+                    self.attrs[(q, "Arn")],
+                    self.refs[d],
+                    self.attrs[(d, "Arn")],
+                )
+            )
+        return out
+
     # ---------------------------------------------------------------- invocation
+    def timeout_of(self, lid: str) -> float:
+        """A function's timeout in seconds: the template's, unless `timeouts` overrides it."""
+        return self.timeouts.get(lid, self.template.functions[lid].timeout)
+
     def _route(self, lid: str) -> Callable[[str, dict], object]:
-        fn = self.template.functions[lid]
+        timeout = self.timeout_of(lid)
 
         def invoke(_name: str, event: dict) -> object:
             self.stats.invocations[lid] += 1
             return self.handlers[lid](
-                event, LambdaContext(self.function_names[lid], timeout=fn.timeout)
+                event, LambdaContext(self.function_names[lid], timeout=timeout)
             )
 
         return invoke
@@ -340,11 +391,12 @@ class LocalStack:
     def _start_consumers(self) -> None:
         for lid, fn in self.template.functions.items():
             for src in fn.sqs_sources:
-                th = threading.Thread(
-                    target=self._consume, args=(lid, src), name=f"sqs-{lid}", daemon=True
-                )
-                th.start()
-                self._threads.append(th)
+                for _ in range(CONSUMERS_PER_SOURCE):
+                    th = threading.Thread(
+                        target=self._consume, args=(lid, src), name=f"sqs-{lid}", daemon=True
+                    )
+                    th.start()
+                    self._threads.append(th)
 
     def _consume(self, lid: str, src) -> None:
         sqs = aws.client("sqs")
@@ -366,12 +418,20 @@ class LocalStack:
                 self._stop.wait(0.05)
                 continue
             event = {"Records": [_sqs_record(m, arn) for m in msgs]}
+            started = time.monotonic()
             try:
                 resp = self.invoke(lid, event) or {}
                 failed_ids = {f["itemIdentifier"] for f in resp.get("batchItemFailures", [])}
                 if not src.report_failures and failed_ids:
                     failed_ids = {m["MessageId"] for m in msgs}
             except Exception:  # an unhandled error fails the whole batch, as on Lambda
+                failed_ids = {m["MessageId"] for m in msgs}
+            if time.monotonic() - started > self.timeout_of(lid):
+                # Lambda ends an invocation at its timeout with an error and no response:
+                # what the handler did by then stays done, and every message of the batch
+                # comes back, those it had finished too. (A thread cannot be stopped, so here
+                # the handler runs on; only its response is discarded.)
+                self.stats.timed_out[lid] += 1
                 failed_ids = {m["MessageId"] for m in msgs}
             for m in msgs:
                 if m["MessageId"] in failed_ids:

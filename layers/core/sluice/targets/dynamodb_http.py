@@ -16,9 +16,7 @@ import hashlib
 import hmac
 import http.client
 import json
-import random
 import threading
-import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -26,17 +24,9 @@ import botocore.session
 from botocore.exceptions import ClientError
 
 from ..errors import SluiceError
+from .dynamodb import RETRYABLE, Throttled
 
 TARGET = "DynamoDB_20120810.BatchWriteItem"
-RETRYABLE = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "LimitExceededException",
-}
-MAX_ATTEMPTS = 10
 
 
 def request_body(table: str, lines: Sequence[bytes]) -> bytes:
@@ -121,44 +111,39 @@ class HttpBatchWriter:
             try:
                 conn.request("POST", "/", body=body, headers=self._headers(body))
                 resp = conn.getresponse()
-                return resp.status, json.loads(resp.read() or b"{}")
+                raw = resp.read()
             except (http.client.HTTPException, OSError):
                 conn.close()
                 self._local.conn = None
                 if attempt:
                     raise
+                continue
+            try:
+                doc = json.loads(raw or b"{}")
+            except ValueError:
+                doc = None
+            if not isinstance(doc, dict):  # a proxy's or load balancer's page, not DynamoDB's
+                doc = {"message": raw[:200].decode("utf-8", "replace")}
+            return resp.status, doc
         raise AssertionError("unreachable")
 
-    def send_batch(self, table: str, lines: list[bytes]) -> None:
-        """One BatchWriteItem of up to 25 lines. UnprocessedItems and throttling are retried
-        with jittered exponential backoff; an invalid item raises ClientError
-        (ValidationException), as the SDK would, so the caller can isolate it."""
-        attempt = 0
-        while lines:
-            try:
-                status, doc = self._post(request_body(table, lines))
-            except (http.client.HTTPException, OSError) as exc:
-                status, doc = 599, {"__type": "ConnectionError", "message": str(exc)}
-            if status == 200:
-                left = doc.get("UnprocessedItems", {}).get(table, [])
-                if not left:
-                    return
-                # The response is wire JSON too: unprocessed items go back out as they came.
-                lines = [
-                    json.dumps({"Item": r["PutRequest"]["Item"]}, ensure_ascii=False).encode()
-                    for r in left
-                ]
-            else:
-                code = str(doc.get("__type", "")).rsplit("#", 1)[-1]
-                message = doc.get("message") or doc.get("Message") or ""
-                if code not in RETRYABLE and status < 500 and code != "ConnectionError":
-                    raise ClientError(
-                        {"Error": {"Code": code, "Message": message}}, "BatchWriteItem"
-                    )
-            attempt += 1
-            if attempt >= MAX_ATTEMPTS:
-                raise SluiceError(
-                    f"DynamoDB table {table}: {len(lines)} items not written after {attempt} attempts "
-                    f"(last answer: HTTP {status} {doc.get('__type', '')})"
-                )
-            time.sleep(min(5.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
+    def send_once(self, table: str, lines: list[bytes]) -> list[bytes]:
+        """One BatchWriteItem of up to 25 lines; returns the lines left unprocessed. Throttling,
+        5xx and connection errors raise Throttled (send_batch in targets/dynamodb retries
+        them); an invalid item raises ClientError (ValidationException), as the SDK would, so
+        the caller can isolate it."""
+        try:
+            status, doc = self._post(request_body(table, lines))
+        except (http.client.HTTPException, OSError) as exc:
+            raise Throttled("ConnectionError", str(exc)) from exc
+        if status == 200:
+            # The response is wire JSON too: unprocessed items go back out as they came.
+            return [
+                json.dumps({"Item": r["PutRequest"]["Item"]}, ensure_ascii=False).encode()
+                for r in doc.get("UnprocessedItems", {}).get(table, [])
+            ]
+        code = str(doc.get("__type", "")).rsplit("#", 1)[-1]
+        message = doc.get("message") or doc.get("Message") or ""
+        if code in RETRYABLE or status >= 500:
+            raise Throttled(code or f"HTTP {status}", message)
+        raise ClientError({"Error": {"Code": code, "Message": message}}, "BatchWriteItem")

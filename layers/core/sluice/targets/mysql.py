@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -211,20 +212,36 @@ def encode_load_data(rows: pa.Table) -> bytes:
     return lines_buffer(pc.binary_join_element_wise(line, pa.scalar(b""), b"\n"))
 
 
+ENCODE_ROWS = 25_000  # rows encoded at a time into the LOAD DATA file
+
+
 def load_rows(conn, database: str, table: str, rows: pa.Table, on_conflict: str = "replace") -> int:
     """Upsert `rows` into `database.table` with LOAD DATA LOCAL INFILE; returns rows written.
+    See load_slices."""
+    parts = (rows.slice(i, ENCODE_ROWS) for i in range(0, rows.num_rows, ENCODE_ROWS))
+    return load_slices(conn, database, table, rows.schema, parts, on_conflict)
 
-    REPLACE makes a re-loaded page leave the table as if loaded once. The file is utf8mb4
-    (Arrow's text), which the server converts to each column's character set. A bad value
-    fails the statement or, with LOCAL, may only raise a warning: either way the page's
-    transaction is rolled back and SluiceError raised.
+
+def load_slices(
+    conn,
+    database: str,
+    table: str,
+    schema: pa.Schema,
+    slices: Iterable[pa.Table],
+    on_conflict: str = "replace",
+) -> int:
+    """Upsert the rows of `slices` (tables of `schema`) into `database.table` in ONE LOAD
+    DATA LOCAL INFILE statement and transaction; returns rows written.
+
+    The file is encoded a slice at a time, so only one slice is held as text. REPLACE makes a
+    re-loaded page leave the table as if loaded once. The file is utf8mb4 (Arrow's text),
+    which the server converts to each column's character set. A bad value fails the
+    statement or, with LOCAL, may only raise a warning: either way the whole transaction is
+    rolled back and RowsRefused raised.
     """
-    if rows.num_rows == 0:
-        return 0
-    data = encode_load_data(rows)
     targets, sets = [], []
-    for i, name in enumerate(rows.column_names):
-        if kind_of(rows.schema.field(i)) == "bit":
+    for i, name in enumerate(schema.names):
+        if kind_of(schema.field(i)) == "bit":
             targets.append(f"@v{i}")
             sets.append(f"{q(name)} = CAST(@v{i} AS UNSIGNED)")
         else:
@@ -240,8 +257,13 @@ def load_rows(conn, database: str, table: str, rows: pa.Table, on_conflict: str 
     )
     fd, path = tempfile.mkstemp(prefix="sluice-", suffix=".tsv")
     try:
+        rows = 0
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for part in slices:
+                f.write(encode_load_data(part))
+                rows += part.num_rows
+        if rows == 0:
+            return 0
         with conn.cursor() as cur:
             cur.execute(_SESSION)
             conn.begin()
@@ -273,7 +295,7 @@ def load_rows(conn, database: str, table: str, rows: pa.Table, on_conflict: str 
         raise RowsRefused(
             f"loading {database}.{table}: the server warned ({detail}); no value may be changed silently"
         )
-    return rows.num_rows
+    return rows
 
 
 def load_page_rows(
@@ -299,3 +321,33 @@ def load_page_rows(
         conn, database, table, rows.slice(half), key, on_conflict
     )
     return a_written + b_written, a_rejected + b_rejected
+
+
+def load_page_slices(
+    conn,
+    database: str,
+    table: str,
+    schema: pa.Schema,
+    slices: Callable[[], Iterable[pa.Table]],
+    key: Sequence[str],
+    on_conflict: str = "replace",
+) -> tuple[int, Rejected]:
+    """load_page_rows of a page given as slices (tables of `schema`, in order, which
+    `slices()` yields anew each time it is called), holding a slice or two at a time: the
+    whole page in one statement and transaction; if the server refuses a row, each slice
+    again on its own (load_page_rows), which isolates the refused rows."""
+    parts = iter(slices())
+    first, second = next(parts, None), next(parts, None)
+    if second is None:  # a page of one slice is a table like any other
+        rows = schema.empty_table() if first is None else first
+        return load_page_rows(conn, database, table, rows, key, on_conflict)
+    try:
+        page = itertools.chain([first, second], parts)
+        return load_slices(conn, database, table, schema, page, on_conflict), NO_REJECTS
+    except RowsRefused:
+        pass
+    written, rejected = 0, NO_REJECTS
+    for part in slices():
+        w, r = load_page_rows(conn, database, table, part, key, on_conflict)
+        written, rejected = written + w, rejected + r
+    return written, rejected

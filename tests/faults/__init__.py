@@ -1,0 +1,1 @@
+"""Fault injection: local runs taken through every failure, verified exact."""

@@ -1,0 +1,63 @@
+"""Lines of a row without a server: the header widths, and lines whose header lies."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from sluice import rowlines
+from sluice.errors import SluiceError
+
+
+def line(lay: rowlines.LineLayout, *values: bytes | None) -> bytes:
+    """A line as select_line makes the server build it."""
+    lengths = [lay.header + 1] + [0 if v is None else len(v) + 1 for v in values]
+    head = "".join(f"{n:0{w}d}" for n, w in zip(lengths, lay.widths, strict=True))
+    return head.encode() + b"".join(v for v in values if v is not None)
+
+
+@pytest.fixture
+def lay(column) -> rowlines.LineLayout:
+    return rowlines.layout([column("id", "int"), column("v", "varchar", "varchar(5)")])
+
+
+def test_header_fields_are_wide_enough_for_each_columns_longest_value(column):
+    cols = [
+        column("i", "bigint"),
+        column("v", "varchar", "varchar(300)"),  # 1,200 bytes of utf8mb4
+        column("b", "varbinary", "varbinary(9)", charset="binary"),
+        column("t", "text", "text"),
+        column("j", "longtext", "longtext", is_json=True),
+    ]
+    lay = rowlines.layout(cols)
+    assert lay.widths[1:] == (2, 4, 2, 6, 10)
+    assert len(str(lay.header + 1)) == lay.widths[0]
+
+
+def test_lines_split_into_the_columns_the_driver_would_hand_over(lay):
+    lines = [line(lay, b"7", b"abc"), line(lay, b"-1", None), line(lay, b"0", b"")]
+    got = rowlines.split(pa.array(lines, pa.large_binary()), lay)
+    assert [a.to_pylist() for a in got] == [["7", "-1", "0"], ["abc", None, ""]]
+    assert [a.type for a in got] == [pa.string(), pa.string()]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda good: good + b"x",  # longer than its header says
+        lambda good: good[:-1],  # shorter
+        lambda good: good[:3],  # shorter than the header itself
+        lambda good: b"xx" + good[2:],  # a header that is not digits
+    ],
+)
+def test_a_line_whose_header_does_not_add_up_is_refused(lay, bad):
+    good = line(lay, b"7", b"abc")
+    lines = pa.array([good, bad(good)], pa.large_binary())
+    with pytest.raises(rowlines.LineError):
+        rowlines.split(lines, lay)
+
+
+def test_text_that_is_not_utf8_names_its_column(lay):
+    lines = pa.array([line(lay, b"7", b"\xff")], pa.large_binary())
+    with pytest.raises(SluiceError, match=r"^v \(varchar\(5\)\): Invalid UTF8") as exc:
+        rowlines.split(lines, lay)
+    assert not isinstance(exc.value, rowlines.LineError)
