@@ -57,9 +57,7 @@ def test_redrive_of_one_run_moves_its_messages_back_and_leaves_other_runs(sessio
     sqs.send_message(QueueUrl=stack.dlq_urls["load"], MessageBody=load_a)
     sqs.send_message(QueueUrl=stack.dlq_urls["load"], MessageBody=load_b)
 
-    results = operate.redrive_stack(
-        stack, "run-a", sqs=sqs, dynamodb=session.resource("dynamodb")
-    )
+    results = operate.redrive_stack(stack, "run-a", sqs=sqs, dynamodb=session.resource("dynamodb"))
 
     by_stage = {r.stage: r for r in results}
     assert (by_stage["extract"].moved, by_stage["load"].moved, by_stage["load"].left) == (1, 1, 1)
