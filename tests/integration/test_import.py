@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 from collections.abc import Callable
 
 import pytest
@@ -202,27 +201,28 @@ def test_a_failed_import_fails_the_run_with_its_error_and_prefix_and_can_be_retr
     assert m.imports("imp-bad")[TABLE]["status"] == "FAILED"
     assert m.run("imp-bad")["status"] == "failed"
 
-    # Retry for the same run, as a resume would: the cause fixed and the table the failed
-    # import left deleted, the import step runs again from the staged items.
+    # `sluice resume` for the same run: the cause fixed and the table the failed import left
+    # deleted, a resume execution waits for the (done) pages, imports again from the staged
+    # items, and verifies; nothing is extracted again.
     monkeypatch.setattr(ddb_import, "start", real_start)
     aws.client("s3").delete_object(Bucket=bucket, Key=bad_key)
     aws.client("dynamodb").delete_table(TableName=TABLE)
     extracts = local_stack.stats.invocations["ExtractFunction"]
-    event = {"run_id": "imp-bad", "started_at": time.time()}
-    result = local_stack.invoke("ImportFunction", {**event, "action": "start"})
-    assert result["failed"] is False, result["cause"]
-    deadline = time.monotonic() + 30
-    while not result["done"]:
-        assert not result["failed"], result["cause"]
-        assert time.monotonic() < deadline, result
-        time.sleep(0.2)
-        result = local_stack.invoke("ImportFunction", {**event, "action": "check"})
+    arn = local_stack.start_execution(
+        {"resume": True, "run_id": "imp-bad", "poll_seconds": 1}, name="imp-bad-resume-1"
+    )
+    desc = local_stack.wait(arn, timeout=120)
+    assert desc["status"] == "SUCCEEDED", desc.get("cause")
+    states = entered(local_stack.history(arn))
+    assert states[:3] == ["StartOrResume", "Resume", "Progress"]
+    assert "Plan" not in states and "SendPages" not in states
     imp = m.imports("imp-bad")[TABLE]
     assert (imp["status"], imp["imported"], imp["attempt"]) == ("COMPLETED", 25, 2)
     assert imp["client_token"] == ddb_import.client_token("imp-bad", TABLE, 2)
     assert local_stack.stats.invocations["ExtractFunction"] == extracts
-    report = local_stack.invoke("VerifyFunction", {"run_id": "imp-bad"})
-    assert report["ok"] is True, report["verdict"]
+    run_item = m.run("imp-bad")
+    assert (run_item["status"], int(run_item["resumes"])) == ("succeeded", 1)
+    assert run_item["verdict"].startswith("VERIFIED")
 
 
 def test_an_existing_table_is_refused_by_the_plan_before_any_page_moves(local_stack, source_db):

@@ -15,8 +15,8 @@ from typing import Any
 from . import contract as contract_mod
 from .errors import ContractError, SluiceError
 from .manifest import Manifest, TableProgress
+from .redrive import STAGES
 
-STAGES = ("extract", "transform", "load")
 BAR_WIDTH = 24
 
 
