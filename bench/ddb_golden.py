@@ -195,19 +195,19 @@ def prep_sakila(info, prefix: str, out: Path) -> list[dict]:
 
 
 def prep_matrix(info, prefix: str, out: Path) -> list[dict]:
-    from tests.integration.test_type_fidelity import COLUMNS, MATRIX_DDL, ROWS
+    from tests.integration.test_type_fidelity import (
+        MATRIX_DYNAMODB_TABLES,
+        MATRIX_VIEW_DDL,
+        fill_matrix,
+    )
 
     database = prefix + "matrix"
     sql(info, f"DROP DATABASE IF EXISTS `{database}`", f"CREATE DATABASE `{database}`")
     conn = db.connect(info.with_database(database))
     try:
         with conn.cursor() as cur:
-            cur.execute("SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION', time_zone = '+05:30'")
-            cur.execute(MATRIX_DDL)
-            ph = ", ".join("ST_GeomFromText(%s)" if c == "g" else "%s" for c in COLUMNS)
-            cur.executemany(f"INSERT INTO type_matrix VALUES ({ph})", ROWS)  # noqa: S608
-            cols = ", ".join(c for c in COLUMNS if c not in ("d65", "db"))
-            cur.execute(f"CREATE VIEW matrix_view AS SELECT {cols} FROM type_matrix")  # noqa: S608
+            fill_matrix(cur)
+            cur.execute(MATRIX_VIEW_DDL)
     finally:
         conn.close()
     raw = db.connect(info.with_database(database), raw=True)
@@ -220,24 +220,7 @@ def prep_matrix(info, prefix: str, out: Path) -> list[dict]:
         raw.close()
     sql(info, f"DROP DATABASE IF EXISTS `{database}`")
     two = {"matrix": {"partition_key": "PK", "sort_key": "SK"}}
-    tables = [
-        {
-            "source": "type_matrix",
-            "key": ["id"],
-            "target": {"table": "matrix", "partition_key": "ROW#{id}", "sort_key": "TABLE"},
-        },
-        {
-            "source": "matrix_view",
-            "kind": "view",
-            "key": ["id"],
-            "target": {
-                "table": "matrix",
-                "partition_key": "ROW#{id}",
-                "sort_key": "VIEW",
-                "types": {"js": "json"},
-            },
-        },
-    ]
+    tables = MATRIX_DYNAMODB_TABLES
     overrides = {
         "vc": "number",
         "tx": "number",

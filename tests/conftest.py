@@ -1,10 +1,12 @@
-"""Shared fixtures: the MariaDB server, throwaway databases, and paths."""
+"""Shared fixtures: the MariaDB server, throwaway databases, process state, and paths."""
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pymysql
@@ -48,13 +50,14 @@ def mysql_env(monkeypatch, mysql_url) -> str:
     return mysql_url
 
 
-@pytest.fixture
-def connect(mysql_info) -> Iterator[Callable[..., pymysql.connections.Connection]]:
-    """connect(database=None) -> a pymysql connection (utf8mb4, autocommit), closed afterwards."""
-    opened = []
+@pytest.fixture(scope="session")
+def open_connection(mysql_info) -> Callable[..., pymysql.connections.Connection]:
+    """open_connection(database=None, **kwargs) -> a new pymysql connection (utf8mb4,
+    autocommit) that the caller closes: for session- and module-scoped fixtures, which cannot
+    use `connect`."""
 
-    def _connect(database: str | None = None, **kwargs):
-        conn = pymysql.connect(
+    def _open(database: str | None = None, **kwargs) -> pymysql.connections.Connection:
+        return pymysql.connect(
             host=mysql_info.host,
             port=mysql_info.port,
             user=mysql_info.user,
@@ -64,6 +67,17 @@ def connect(mysql_info) -> Iterator[Callable[..., pymysql.connections.Connection
             autocommit=True,
             **kwargs,
         )
+
+    return _open
+
+
+@pytest.fixture
+def connect(open_connection) -> Iterator[Callable[..., pymysql.connections.Connection]]:
+    """connect(database=None) -> a pymysql connection (utf8mb4, autocommit), closed afterwards."""
+    opened = []
+
+    def _connect(database: str | None = None, **kwargs):
+        conn = open_connection(database, **kwargs)
         opened.append(conn)
         return conn
 
@@ -72,11 +86,11 @@ def connect(mysql_info) -> Iterator[Callable[..., pymysql.connections.Connection
         c.close()
 
 
-@pytest.fixture
-def new_database(connect) -> Iterator[Callable[[str], str]]:
-    """new_database(prefix) -> a unique, empty database name; every one is dropped afterwards."""
+@contextmanager
+def _unique_databases(admin) -> Iterator[Callable[[str], str]]:
+    """new(prefix) -> a unique, empty database name, made through `admin`; every one is
+    dropped on leaving."""
     made = []
-    admin = connect()
 
     def _new(prefix: str = "t") -> str:
         name = f"sluice_test_{prefix}_{uuid.uuid4().hex[:8]}"
@@ -91,6 +105,81 @@ def new_database(connect) -> Iterator[Callable[[str], str]]:
     with admin.cursor() as cur:
         for name in made:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def new_database(connect) -> Iterator[Callable[[str], str]]:
+    """new_database(prefix) -> a unique, empty database name; every one is dropped afterwards."""
+    with _unique_databases(connect()) as new:
+        yield new
+
+
+@pytest.fixture(scope="session")
+def session_database(open_connection) -> Iterator[Callable[[str], str]]:
+    """session_database(prefix) -> as `new_database`, but dropped at the end of the session:
+    a source that several tests read and none writes, built once."""
+    admin = open_connection()
+    with _unique_databases(admin) as new:
+        yield new
+    admin.close()
+
+
+def _reset_process_caches() -> None:
+    from sluice import aws, stages
+
+    stages.reset_caches()
+    aws.reset_clients()
+
+
+@pytest.fixture
+def isolated_process_state() -> Iterator[None]:
+    """Fresh per-process caches before and after (as a cold start finds them), and the
+    environment left as found. Suites that run stages or the local runtime use it in an autouse
+    fixture of their own.
+
+    The stages cache contracts, source tables and connections per process (as a warm Lambda
+    would); the sample events reuse one run id, so a cache kept between tests would hand a
+    later test an earlier test's contract. LocalStack also exports the template's variables
+    into os.environ, which must not leak into other tests.
+    """
+    saved = dict(os.environ)
+    _reset_process_caches()
+    yield
+    _reset_process_caches()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def wait_until_queues_empty() -> Callable[..., None]:
+    """wait_until_queues_empty(stack, timeout=20): returns once no queue of a LocalStack holds
+    a message, visible or in flight; TimeoutError after `timeout` seconds."""
+    return _wait_until_queues_empty
+
+
+def _wait_until_queues_empty(stack, timeout: float = 20) -> None:
+    from sluice import aws
+
+    sqs = aws.client("sqs")
+    urls = [stack.refs[queue] for queue in stack.template.queues]
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = 0
+        for url in urls:
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            pending += int(attrs["ApproximateNumberOfMessages"])
+            pending += int(attrs["ApproximateNumberOfMessagesNotVisible"])
+        if pending == 0:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{pending} messages still queued after {timeout} s")
+        time.sleep(0.05)
 
 
 def require_shared() -> None:

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-import pymysql
 import pytest
 from sluice import aws, stages
 from sluice.local.run import redrive_local, resume_local, run_local
@@ -33,32 +32,12 @@ CASE_PAGE_SIZE = 250  # 12 pages
 
 
 @pytest.fixture(autouse=True)
-def _isolated_process_state() -> Iterator[None]:
+def _isolated_process_state(isolated_process_state) -> None:
     """Fresh per-process caches (as a cold start), and the environment left as found: the
-    local runtime exports the template's variables into os.environ."""
-    saved = dict(os.environ)
-    stages.reset_caches()
-    aws.reset_clients()
-    yield
-    stages.reset_caches()
-    aws.reset_clients()
-    os.environ.clear()
-    os.environ.update(saved)
+    local runtime exports the template's variables into os.environ (tests/conftest.py)."""
 
 
 # ---------------------------------------------------------------- sources
-
-
-def _admin(mysql_info, database: str | None = None) -> pymysql.connections.Connection:
-    return pymysql.connect(
-        host=mysql_info.host,
-        port=mysql_info.port,
-        user=mysql_info.user,
-        password=mysql_info.password,
-        database=database,
-        charset="utf8mb4",
-        autocommit=True,
-    )
 
 
 def create_mixed_table(conn, database: str, rows: int) -> None:
@@ -97,35 +76,26 @@ def create_mixed_table(conn, database: str, rows: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def session_databases(mysql_info) -> Iterator[Callable[[str], str]]:
-    """new(prefix) -> a unique database that lives for the session (sources shared by cases)."""
-    admin = _admin(mysql_info)
-    made: list[str] = []
+def session_source(open_connection, session_database) -> Callable[..., str]:
+    """session_source(prefix, build) -> a new database, filled once by build(conn, database),
+    that lives for the session: a source several cases read and none writes."""
 
-    def new(prefix: str) -> str:
-        name = f"sluice_test_{prefix}_{uuid.uuid4().hex[:8]}"
-        with admin.cursor() as cur:
-            cur.execute(
-                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-            )
-        made.append(name)
-        return name
+    def make(prefix: str, build: Callable[..., None]) -> str:
+        database = session_database(prefix)
+        conn = open_connection()
+        try:
+            build(conn, database)
+        finally:
+            conn.close()
+        return database
 
-    yield new
-    with admin.cursor() as cur:
-        for name in made:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    admin.close()
+    return make
 
 
 @pytest.fixture(scope="session")
-def case_source(mysql_info, session_databases) -> str:
+def case_source(session_source) -> str:
     """The source database every case reads (read-only): `mixed`, CASE_ROWS rows."""
-    database = session_databases("faults_src")
-    conn = _admin(mysql_info)
-    create_mixed_table(conn, database, CASE_ROWS)
-    conn.close()
-    return database
+    return session_source("faults_src", partial(create_mixed_table, rows=CASE_ROWS))
 
 
 def mysql_contract(source: str, target: str, page_size: int = CASE_PAGE_SIZE, table=TABLE) -> dict:
@@ -241,30 +211,6 @@ def run_in_stack(
     return done
 
 
-def wait_until_queues_empty(stack: LocalStack, timeout: float = 120) -> None:
-    """Until no stage queue holds a message, visible or in flight."""
-    sqs = aws.client("sqs")
-    urls = [stack.refs[q] for q in stack.template.queues]
-    deadline = time.monotonic() + timeout
-    while True:
-        pending = 0
-        for url in urls:
-            attrs = sqs.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )["Attributes"]
-            pending += int(attrs["ApproximateNumberOfMessages"])
-            pending += int(attrs["ApproximateNumberOfMessagesNotVisible"])
-        if pending == 0:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{pending} messages still queued after {timeout} s")
-        time.sleep(0.1)
-
-
 def scan_items(table: str) -> dict[tuple, dict]:
     """Every item of an emulated DynamoDB table, by (PK, SK), in wire form."""
     ddb, items, kwargs = aws.client("dynamodb"), {}, {"TableName": table}
@@ -321,24 +267,27 @@ def hex_rows(conn, database: str, table: str) -> list[tuple[int, tuple]]:
         return [(r[0], tuple(r[1:])) for r in cur.fetchall()]
 
 
-def mysql_outcome(mysql_info, source: str, target: str, table: str = TABLE) -> Outcome:
-    """Source and target tables compared row by row, every value's bytes."""
-    conn = _admin(mysql_info)
-    try:
+@pytest.fixture
+def mysql_outcome(connect) -> Callable[..., Outcome]:
+    """mysql_outcome(source, target, table=TABLE) -> source and target tables compared row by
+    row, every value's bytes."""
+    conn = connect()
+
+    def compare(source: str, target: str, table: str = TABLE) -> Outcome:
         src, dst = hex_rows(conn, source, table), hex_rows(conn, target, table)
-    finally:
-        conn.close()
-    want = dict(src)
-    matched = {k for k, _ in dst if k in want}
-    changed = sum(1 for k, row in dst if k in want and row != want[k])
-    return Outcome(
-        source_rows=len(src),
-        target_rows=len(dst),
-        lost=len(want) - len(matched),
-        duplicated=len(dst) - len(matched),
-        changed=changed,
-        exact=src == dst,
-    )
+        want = dict(src)
+        matched = {k for k, _ in dst if k in want}
+        changed = sum(1 for k, row in dst if k in want and row != want[k])
+        return Outcome(
+            source_rows=len(src),
+            target_rows=len(dst),
+            lost=len(want) - len(matched),
+            duplicated=len(dst) - len(matched),
+            changed=changed,
+            exact=src == dst,
+        )
+
+    return compare
 
 
 def dynamodb_outcome(reference: dict[tuple, dict], items: dict[tuple, dict], source_rows: int):

@@ -4,7 +4,6 @@ target ends exactly equal to the source, with no row lost and none duplicated.""
 
 from __future__ import annotations
 
-import pymysql
 import pytest
 from sluice import stages
 
@@ -14,10 +13,8 @@ from .conftest import (
     dynamodb_contract,
     dynamodb_outcome,
     mysql_contract,
-    mysql_outcome,
     run_in_stack,
     run_to_completion,
-    wait_until_queues_empty,
 )
 from .inject import (
     Duplicates,
@@ -41,7 +38,12 @@ pytestmark = [
     ),
 ]
 
-EVERY_PAGE_ONCE = FirstCalls(times=1)  # a fault on each page's first delivery: SQS retries it
+# A crash on each page's first delivery (SQS retries it), or on every delivery of one page (it
+# lands in the DLQ and needs a redrive).
+DELIVERIES = pytest.mark.parametrize(
+    ("how", "times", "pages"),
+    [("each page's first delivery", 1, None), ("one page, every delivery: DLQ", 3, 1)],
+)
 
 
 def _pages(done) -> int:
@@ -51,10 +53,7 @@ def _pages(done) -> int:
 # ---------------------------------------------------------------- extract
 
 
-@pytest.mark.parametrize(
-    ("how", "times", "pages"),
-    [("each page's first delivery", 1, None), ("one page, every delivery: DLQ", 3, 1)],
-)
+@DELIVERIES
 def test_extract_crash_mid_page(
     how,
     times,
@@ -62,7 +61,7 @@ def test_extract_crash_mid_page(
     case_source,
     new_database,
     mysql_env,
-    mysql_info,
+    mysql_outcome,
     monkeypatch,
     tmp_path,
     report,
@@ -76,7 +75,7 @@ def test_extract_crash_mid_page(
     expected = times * (pages or _pages(done))
     assert faults.counts["extract crash"] == expected
     assert done.redrives == (1 if times >= 3 else 0)
-    outcome = mysql_outcome(mysql_info, case_source, target)
+    outcome = mysql_outcome(case_source, target)
     report(f"extract crash mid-page ({how})", "mysql", faults, outcome, done)
 
 
@@ -84,7 +83,7 @@ def test_extract_crash_mid_page(
 
 
 def test_transform_crash_mysql(
-    case_source, new_database, mysql_env, mysql_info, monkeypatch, tmp_path, report
+    case_source, new_database, mysql_env, mysql_outcome, monkeypatch, tmp_path, report
 ):
     target = new_database("fx_dst")
     faults = Faults()
@@ -93,7 +92,7 @@ def test_transform_crash_mysql(
     done = run_to_completion(mysql_contract(case_source, target), tmp_path)
 
     assert faults.counts["transform crash"] == _pages(done)
-    report("transform crash", "mysql", faults, mysql_outcome(mysql_info, case_source, target), done)
+    report("transform crash", "mysql", faults, mysql_outcome(case_source, target), done)
 
 
 def test_transform_crash_dynamodb(case_source, dynamodb_reference, mysql_env, monkeypatch, report):
@@ -110,10 +109,7 @@ def test_transform_crash_dynamodb(case_source, dynamodb_reference, mysql_env, mo
 # ---------------------------------------------------------------- load
 
 
-@pytest.mark.parametrize(
-    ("how", "times", "pages"),
-    [("each page's first delivery", 1, None), ("one page, every delivery: DLQ", 3, 1)],
-)
+@DELIVERIES
 def test_load_crash_after_half_a_batch_mysql(
     how,
     times,
@@ -121,7 +117,7 @@ def test_load_crash_after_half_a_batch_mysql(
     case_source,
     new_database,
     mysql_env,
-    mysql_info,
+    mysql_outcome,
     monkeypatch,
     tmp_path,
     report,
@@ -134,7 +130,7 @@ def test_load_crash_after_half_a_batch_mysql(
 
     assert faults.counts["load crash after half"] == times * (pages or _pages(done))
     assert done.redrives == (1 if times >= 3 else 0)
-    outcome = mysql_outcome(mysql_info, case_source, target)
+    outcome = mysql_outcome(case_source, target)
     report(f"load crash after half ({how})", "mysql", faults, outcome, done)
 
 
@@ -165,7 +161,15 @@ def _counts(stack, run_id: str) -> dict:
 
 @pytest.mark.parametrize("kind", ["mysql", "dynamodb"])
 def test_same_s3_event_delivered_twice(
-    kind, case_source, new_database, mysql_env, mysql_info, monkeypatch, request, report
+    kind,
+    case_source,
+    new_database,
+    mysql_env,
+    mysql_outcome,
+    wait_until_queues_empty,
+    monkeypatch,
+    request,
+    report,
 ):
     """Every S3 notification to the transform and load queues arrives twice during the run,
     and all of them once more after it succeeded: counts and target unchanged."""
@@ -175,22 +179,22 @@ def test_same_s3_event_delivered_twice(
     seen: dict = {}
 
     def redeliver(stack, run_id):
-        wait_until_queues_empty(stack)
+        wait_until_queues_empty(stack, timeout=120)
         seen["before"] = _counts(stack, run_id)
         if kind == "dynamodb":
             from .conftest import scan_items
 
             seen["items_before"] = scan_items("faults_items")
         else:
-            seen["rows_before"] = mysql_outcome(mysql_info, case_source, target)
+            seen["rows_before"] = mysql_outcome(case_source, target)
         seen["again"] = dups.deliver_all_again()
-        wait_until_queues_empty(stack)
+        wait_until_queues_empty(stack, timeout=120)
         seen["after"] = _counts(stack, run_id)
 
     if kind == "mysql":
         target = new_database("fx_dst")
         done = run_in_stack(mysql_contract(case_source, target), after=redeliver)
-        outcome = mysql_outcome(mysql_info, case_source, target)
+        outcome = mysql_outcome(case_source, target)
         assert outcome == seen["rows_before"]
     else:
         reference = request.getfixturevalue("dynamodb_reference")
@@ -228,16 +232,7 @@ def test_dynamodb_unprocessed_items_and_throttling(
 WIDE_ROWS, WIDE_PAGE = 40_000, 20_000  # pages of ~20 MB: far more than the sockets buffer
 
 
-@pytest.fixture(scope="module")
-def wide_source(mysql_info, session_databases) -> str:
-    database = session_databases("faults_wide")
-    conn = pymysql.connect(
-        host=mysql_info.host,
-        port=mysql_info.port,
-        user=mysql_info.user,
-        password=mysql_info.password,
-        autocommit=True,
-    )
+def _create_wide_table(conn, database: str) -> None:
     with conn.cursor() as cur:
         cur.execute(
             f"CREATE TABLE `{database}`.wide (id INT PRIMARY KEY, "
@@ -247,12 +242,15 @@ def wide_source(mysql_info, session_databases) -> str:
             f"INSERT INTO `{database}`.wide SELECT seq, REPEAT(SHA2(seq, 256), 15), "
             f"IF(seq % 7 = 0, NULL, seq * 1000003) FROM mysql.seq_1_to_{WIDE_ROWS}"
         )
-    conn.close()
-    return database
+
+
+@pytest.fixture(scope="module")
+def wide_source(session_source) -> str:
+    return session_source("faults_wide", _create_wide_table)
 
 
 def test_mysql_connection_killed_during_a_read(
-    wide_source, new_database, connect, mysql_env, mysql_info, monkeypatch, tmp_path, report
+    wide_source, new_database, connect, mysql_env, mysql_outcome, monkeypatch, tmp_path, report
 ):
     target = new_database("fx_dst")
     faults = Faults()
@@ -270,7 +268,7 @@ def test_mysql_connection_killed_during_a_read(
     assert len(killer.killed_ids) == 2
     assert len(killer.interrupted) == 2, killer.interrupted
     assert all("Lost connection" in e for e in killer.interrupted), killer.interrupted
-    outcome = mysql_outcome(mysql_info, wide_source, target, table="wide")
+    outcome = mysql_outcome(wide_source, target, table="wide")
     report("MySQL KILL during a read", "mysql", faults, outcome, done)
 
 
@@ -278,7 +276,7 @@ def test_mysql_connection_killed_during_a_read(
 
 
 def test_load_handler_timeout(
-    case_source, new_database, mysql_env, mysql_info, monkeypatch, report
+    case_source, new_database, mysql_env, mysql_outcome, monkeypatch, report
 ):
     """The load function's timeout is 2 s here; two pages' loads write their rows, then run
     past it. The local runtime fails those invocations' whole batches, as Lambda does."""
@@ -290,7 +288,7 @@ def test_load_handler_timeout(
 
     assert faults.counts["handler timeout"] == 2
     assert done.extra["timed_out"] >= 1  # both pages may have been in one batch
-    outcome = mysql_outcome(mysql_info, case_source, target)
+    outcome = mysql_outcome(case_source, target)
     report("handler timeout (load)", "mysql", faults, outcome, done)
 
 
@@ -298,7 +296,7 @@ def test_load_handler_timeout(
 
 
 def test_poison_row_fixed_then_redriven(
-    case_source, new_database, connect, mysql_env, mysql_info, tmp_path, report
+    case_source, new_database, connect, mysql_env, mysql_outcome, tmp_path, report
 ):
     """A row the target refuses outright (a trigger SIGNALs): its page fails every delivery
     and lands in the load DLQ; the cause is fixed, the page redriven, the run resumed."""
@@ -331,6 +329,6 @@ def test_poison_row_fixed_then_redriven(
         "poison row (fix, redrive, resume)",
         "mysql",
         faults,
-        mysql_outcome(mysql_info, case_source, target),
+        mysql_outcome(case_source, target),
         done,
     )

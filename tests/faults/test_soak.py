@@ -3,10 +3,11 @@ done, verified exact."""
 
 from __future__ import annotations
 
-import pymysql
+from functools import partial
+
 import pytest
 
-from .conftest import TABLE, create_mixed_table, mysql_contract, mysql_outcome, run_to_completion
+from .conftest import TABLE, create_mixed_table, mysql_contract, run_to_completion
 from .inject import (
     Duplicates,
     Faults,
@@ -27,23 +28,12 @@ MAX_ROUNDS = 15
 
 
 @pytest.fixture(scope="module")
-def soak_source(mysql_info, session_databases) -> str:
-    database = session_databases("faults_soak")
-    conn = pymysql.connect(
-        host=mysql_info.host,
-        port=mysql_info.port,
-        user=mysql_info.user,
-        password=mysql_info.password,
-        charset="utf8mb4",
-        autocommit=True,
-    )
-    create_mixed_table(conn, database, SOAK_ROWS)
-    conn.close()
-    return database
+def soak_source(session_source) -> str:
+    return session_source("faults_soak", partial(create_mixed_table, rows=SOAK_ROWS))
 
 
 def test_soak_100k_rows_with_random_faults_in_every_stage(
-    soak_source, new_database, mysql_env, mysql_info, monkeypatch, tmp_path, report, capsys
+    soak_source, new_database, mysql_env, mysql_outcome, monkeypatch, tmp_path, report, capsys
 ):
     target = new_database("soak_dst")
     faults = Faults()
@@ -56,7 +46,7 @@ def test_soak_100k_rows_with_random_faults_in_every_stage(
         mysql_contract(soak_source, target, page_size=SOAK_PAGE), tmp_path, max_rounds=MAX_ROUNDS
     )
 
-    outcome = mysql_outcome(mysql_info, soak_source, target)
+    outcome = mysql_outcome(soak_source, target)
     table = done.summary["tables"][TABLE]
     with capsys.disabled():
         print(

@@ -3,40 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 
 import pymysql
 import pytest
-from sluice import aws, stages
+from sluice import aws
 from sluice.db import ConnInfo
+from sluice.db import connect as sluice_connect
 from sluice.demo_data import create_demo_database
 
 DEMO_SCALE = 0.01
 
 
 @pytest.fixture(autouse=True)
-def _isolated_process_state() -> Iterator[None]:
-    """Each test starts with fresh per-process caches and leaves the environment as it found it.
-
-    The stages cache contracts, source tables and connections per process (as a warm Lambda
-    would); the sample events reuse one run id, so a cache kept between tests would hand a
-    later test an earlier test's contract. LocalStack also exports the template's variables
-    into os.environ, which must not leak into other tests.
-    """
-    saved = dict(os.environ)
-    _clear_stage_caches()
-    yield
-    _clear_stage_caches()
-    os.environ.clear()
-    os.environ.update(saved)
+def _isolated_process_state(isolated_process_state) -> None:
+    """Each test starts with fresh per-process caches and leaves the environment as it found
+    it (tests/conftest.py says why)."""
 
 
-def _clear_stage_caches() -> None:
-    stages.reset_caches()
-    aws.reset_clients()
+@pytest.fixture
+def raw(mysql_info):
+    """A connection as extract uses it: values arrive undecoded."""
+    c = sluice_connect(mysql_info, raw=True)
+    yield c
+    c.close()
 
 
 @pytest.fixture
@@ -90,39 +81,16 @@ def local_stack(mysql_env):
 
 
 @pytest.fixture
-def unwired_stack(local_stack):
+def unwired_stack(local_stack, wait_until_queues_empty):
     """The stack without S3 -> SQS notifications, so handlers run only when a test invokes
     them, as with `sam local invoke`; no consumer thread handles anything meanwhile."""
     s3 = aws.client("s3")
     s3.put_bucket_notification_configuration(
         Bucket=local_stack.environment["SLUICE_BUCKET"], NotificationConfiguration={}
     )
-    _wait_until_queues_empty(local_stack)
+    # Configuring notifications sends s3:TestEvent messages; let the consumers finish them.
+    wait_until_queues_empty(local_stack)
     return local_stack
-
-
-def _wait_until_queues_empty(st, timeout: float = 20) -> None:
-    """Configuring notifications sends s3:TestEvent messages; let the consumers finish them."""
-    sqs = aws.client("sqs")
-    urls = [st.refs[queue] for queue in st.template.queues]
-    deadline = time.monotonic() + timeout
-    while True:
-        pending = 0
-        for url in urls:
-            attrs = sqs.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )["Attributes"]
-            pending += int(attrs["ApproximateNumberOfMessages"])
-            pending += int(attrs["ApproximateNumberOfMessagesNotVisible"])
-        if pending == 0:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{pending} messages still queued after {timeout} s")
-        time.sleep(0.05)
 
 
 def hex_rows(

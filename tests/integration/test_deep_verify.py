@@ -16,6 +16,7 @@ from sluice import aws, stages, staging, verify_deep
 from sluice.errors import PageError
 from sluice.staging import PageRef
 
+from .test_rejects import refusing_target
 from .test_state_machine import run
 
 pytestmark = [pytest.mark.mysql, pytest.mark.slow]
@@ -154,14 +155,7 @@ def test_deep_verify_names_each_changed_deleted_and_added_mysql_row(
 def test_rows_the_mysql_target_refused_are_reported_as_rejected_not_as_mismatches(
     local_stack, connect, new_database
 ):
-    source, target = new_database("dv_rej_src"), new_database("dv_rej_dst")
-    with connect(source).cursor() as cur:
-        cur.execute("CREATE TABLE items (id INT PRIMARY KEY, qty INT NOT NULL)")
-        cur.executemany("INSERT INTO items VALUES (%s, %s)", [(i, i % 7) for i in range(1, 41)])
-    with connect(target).cursor() as cur:
-        cur.execute(
-            "CREATE TABLE items (id INT PRIMARY KEY, qty INT NOT NULL, CONSTRAINT small CHECK (qty < 5))"
-        )
+    source, target = refusing_target(connect, new_database, 40, prefix="dv_rej")
     desc, _ = run(local_stack, mysql_contract(source, target), "dv-rejects")
     assert desc["status"] == "SUCCEEDED", desc.get("cause")
 

@@ -9,7 +9,6 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sluice.db import connect as sluice_connect
 from sluice.keys import PageRange, cut_pages
 from sluice.source import decode_key, introspect, read_page
 from sluice.types import arrow_schema
@@ -34,14 +33,6 @@ def db(new_database) -> str:
 @pytest.fixture
 def conn(connect, db):
     return connect(db)
-
-
-@pytest.fixture
-def raw(mysql_info):
-    """A connection as extract uses it: values arrive undecoded."""
-    c = sluice_connect(mysql_info, raw=True)
-    yield c
-    c.close()
 
 
 def make_table(conn, ddl: str, table: str, rows: list[tuple]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import boto3
 import pytest
@@ -50,11 +52,18 @@ def dynamodb_contract(**defaults) -> dict:
     return doc
 
 
-@pytest.fixture
-def session():
+@contextmanager
+def rehearsed(stack: str, params: dict[str, str]) -> Iterator[boto3.session.Session]:
+    """A session on moto in which the template stands deployed as `stack` with `params`."""
     with rehearsal_environment(), mock_aws():
         session = boto3.session.Session(region_name=REGION)
-        rehearse(session, STACK, PARAMS)
+        rehearse(session, stack, params)
+        yield session
+
+
+@pytest.fixture
+def session():
+    with rehearsed(STACK, PARAMS) as session:
         yield session
 
 

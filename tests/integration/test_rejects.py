@@ -9,18 +9,27 @@ from sluice import aws
 from sluice.stages import _manifest
 
 
-def test_rows_a_mysql_target_refuses_are_rejected_with_their_reason(
-    local_stack, connect, new_database
-):
-    source, target = new_database("rej_src"), new_database("rej_dst")
+def refusing_target(connect, new_database, rows: int, prefix: str = "rej") -> tuple[str, str]:
+    """(source, target) databases: source `items` holds ids 1..rows with qty = id % 7; the
+    target's `items` has compatible column types but a rule of its own (qty < 5) that the rows
+    with qty 5 and 6 break."""
+    source, target = new_database(f"{prefix}_src"), new_database(f"{prefix}_dst")
     with connect(source).cursor() as cur:
         cur.execute("CREATE TABLE items (id INT PRIMARY KEY, qty INT NOT NULL)")
-        cur.executemany("INSERT INTO items VALUES (%s, %s)", [(i, i % 7) for i in range(1, 101)])
+        cur.executemany(
+            "INSERT INTO items VALUES (%s, %s)", [(i, i % 7) for i in range(1, rows + 1)]
+        )
     with connect(target).cursor() as cur:
-        # Compatible column types, but a rule of the target's own that some rows break.
         cur.execute(
             "CREATE TABLE items (id INT PRIMARY KEY, qty INT NOT NULL, CONSTRAINT small CHECK (qty < 5))"
         )
+    return source, target
+
+
+def test_rows_a_mysql_target_refuses_are_rejected_with_their_reason(
+    local_stack, connect, new_database
+):
+    source, target = refusing_target(connect, new_database, 100)
     doc = {
         "version": 1,
         "source": {"database": source},

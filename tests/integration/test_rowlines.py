@@ -9,11 +9,10 @@ import struct
 import pyarrow as pa
 import pytest
 from sluice import rowlines
-from sluice.db import connect as sluice_connect
 from sluice.source import _read_by_columns, introspect, line_query, read_page
 from sluice.types import arrow_schema
 
-from .test_type_fidelity import COLUMNS, MATRIX_DDL, ROWS
+from .test_type_fidelity import ROWS, fill_matrix
 
 
 @pytest.fixture
@@ -24,14 +23,6 @@ def db(new_database) -> str:
 @pytest.fixture
 def conn(connect, db):
     return connect(db)
-
-
-@pytest.fixture
-def raw(mysql_info):
-    """A connection as extract uses it: values arrive undecoded."""
-    c = sluice_connect(mysql_info, raw=True)
-    yield c
-    c.close()
 
 
 def both_ways(
@@ -126,10 +117,7 @@ def test_binary_values_with_every_byte_are_read_exactly(conn, raw, db):
 
 def test_every_type_of_the_matrix_reads_as_the_driver_reads_it(conn, raw, db):
     with conn.cursor() as cur:
-        cur.execute("SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION', time_zone = '+05:30'")
-        cur.execute(MATRIX_DDL)
-        marks = ", ".join("ST_GeomFromText(%s)" if c == "g" else "%s" for c in COLUMNS)
-        cur.executemany(f"INSERT INTO type_matrix VALUES ({marks})", ROWS)
+        fill_matrix(cur)
 
     lines, columns = both_ways(conn, raw, db, "type_matrix")
 

@@ -215,17 +215,49 @@ ROWS = [
 ]
 
 
+def fill_matrix(cur) -> None:
+    """type_matrix with ROWS in the cursor's database, written in a session whose time zone is
+    not UTC and whose SQL mode allows zero dates."""
+    cur.execute("SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION', time_zone = '+05:30'")
+    cur.execute(MATRIX_DDL)
+    placeholders = ", ".join("ST_GeomFromText(%s)" if c == "g" else "%s" for c in COLUMNS)
+    cur.executemany(f"INSERT INTO type_matrix VALUES ({placeholders})", ROWS)
+
+
+# A second entity: a view without the columns DynamoDB cannot hold for rows 1, 2 and 5.
+MATRIX_VIEW_DDL = "CREATE VIEW matrix_view AS SELECT {} FROM type_matrix".format(
+    ", ".join(c for c in COLUMNS if c not in ("d65", "db"))
+)
+# The table and the view into one DynamoDB table `matrix` (keys PK, SK): a row's items are
+# ROW#<id> / TABLE and ROW#<id> / VIEW.
+MATRIX_DYNAMODB_TABLES = [
+    {
+        "source": "type_matrix",
+        "key": ["id"],
+        "target": {"table": "matrix", "partition_key": "ROW#{id}", "sort_key": "TABLE"},
+    },
+    {
+        "source": "matrix_view",
+        "kind": "view",
+        "key": ["id"],
+        "target": {
+            "table": "matrix",
+            "partition_key": "ROW#{id}",
+            "sort_key": "VIEW",
+            # MariaDB views drop the json_valid() check that marks a JSON column,
+            # so the view's column reads as LONGTEXT: the contract says what it is.
+            "types": {"js": "json"},
+        },
+    },
+]
+
+
 @pytest.fixture
 def matrix_db(connect, new_database) -> str:
-    """The type matrix, written in a session whose time zone is not UTC and whose SQL mode
-    allows zero dates."""
+    """The type matrix (`fill_matrix`) in a new database."""
     name = new_database("types")
-    conn = connect(name)
-    with conn.cursor() as cur:
-        cur.execute("SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION', time_zone = '+05:30'")
-        cur.execute(MATRIX_DDL)
-        placeholders = ", ".join("ST_GeomFromText(%s)" if c == "g" else "%s" for c in COLUMNS)
-        cur.executemany(f"INSERT INTO type_matrix VALUES ({placeholders})", ROWS)
+    with connect(name).cursor() as cur:
+        fill_matrix(cur)
     return name
 
 
@@ -337,9 +369,7 @@ def _actual(item: dict) -> dict:
 
 def test_every_type_maps_to_dynamodb_as_documented(local_stack, matrix_db, connect):
     with connect(matrix_db).cursor() as cur:
-        # A second entity: a view without the columns DynamoDB cannot hold for rows 1, 2 and 5.
-        cols = ", ".join(c for c in COLUMNS if c not in ("d65", "db"))
-        cur.execute(f"CREATE VIEW matrix_view AS SELECT {cols} FROM type_matrix")
+        cur.execute(MATRIX_VIEW_DDL)
     doc = {
         "version": 1,
         "source": {"database": matrix_db},
@@ -347,26 +377,7 @@ def test_every_type_maps_to_dynamodb_as_documented(local_stack, matrix_db, conne
             "kind": "dynamodb",
             "tables": {"matrix": {"partition_key": "PK", "sort_key": "SK"}},
         },
-        "tables": [
-            {
-                "source": "type_matrix",
-                "key": ["id"],
-                "target": {"table": "matrix", "partition_key": "ROW#{id}", "sort_key": "TABLE"},
-            },
-            {
-                "source": "matrix_view",
-                "kind": "view",
-                "key": ["id"],
-                "target": {
-                    "table": "matrix",
-                    "partition_key": "ROW#{id}",
-                    "sort_key": "VIEW",
-                    # MariaDB views drop the json_valid() check that marks a JSON column,
-                    # so the view's column reads as LONGTEXT: the contract says what it is.
-                    "types": {"js": "json"},
-                },
-            },
-        ],
+        "tables": MATRIX_DYNAMODB_TABLES,
     }
     desc = _run(local_stack, doc, "types-ddb")
     assert desc["status"] == "SUCCEEDED"

@@ -3,13 +3,12 @@ its report printed per table, exit code 1 when a page differs."""
 
 from __future__ import annotations
 
-import boto3
 import pytest
-from moto import mock_aws
 from sluice import cli, operate
 from sluice.local.moto_hooks import lambda_routes
 
-from .cfn_rehearsal import REGION, rehearsal_environment, rehearse
+from .cfn_rehearsal import REGION
+from .test_operate import rehearsed
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::")
 
@@ -50,9 +49,7 @@ def report(run_id: str, mismatched: list[dict]) -> dict:
 
 @pytest.fixture
 def session():
-    with rehearsal_environment(), mock_aws():
-        session = boto3.session.Session(region_name=REGION)
-        rehearse(session, STACK, PARAMS)
+    with rehearsed(STACK, PARAMS) as session:
         yield session
 
 

@@ -393,6 +393,11 @@ def _cost(price: str, quantity: float) -> float:
     return PRICES[price].cost(quantity)
 
 
+def _priced(what: str, quantity: float, unit: str, price: str, note: str = "") -> Line:
+    """A bill line priced at PRICES[price] for its quantity."""
+    return Line(what, quantity, unit, _cost(price, quantity), note)
+
+
 def _pages(rows: int, page_size: int) -> int:
     return math.ceil(rows / page_size) if rows > 0 else 0
 
@@ -440,6 +445,27 @@ def _target_lines(
             note,
         )
     ], 0.0
+
+
+def _import_polls(import_seconds: float, stack: Stack) -> int:
+    """The progress checks while an import runs (none without one)."""
+    return math.ceil(import_seconds / stack.poll_seconds) + 1 if import_seconds else 0
+
+
+def _run_requests(polls: int, import_polls: int) -> int:
+    """The run's own Lambda requests: plan, verify, and each progress and import check."""
+    return 2 + polls + import_polls
+
+
+def _transitions(fan_outs: int, checks: int) -> int:
+    """Step Functions transitions: the run's own, and 3 for each step that fans pages out and
+    for each progress or import check."""
+    return RUN_TRANSITIONS + 3 * fan_outs + 3 * checks
+
+
+def _key_lists(pages: int, dynamo: int, imports: int) -> int:
+    """S3 LISTs of a DynamoDB target's item keys: at verify, and again before an import."""
+    return math.ceil(pages / S3_LIST_KEYS) * (1 + imports) if dynamo and pages else 0
 
 
 def _manifest_line(pages: int, writes_a_page: int, reads: float, polls: int) -> Line:
@@ -510,7 +536,7 @@ def lambda_path(
         note = f"{_n(pages, 'page')} x {seconds:.2f} s at {mem:,} MB"
         if stage == "load" and waits:
             note += f", waiting for its 1/{stack.load_concurrency} of the target's rate"
-        lines.append(Line(f"Lambda {stage}", gb_s, "GB-s", _cost("lambda_gb_second", gb_s), note))
+        lines.append(_priced(f"Lambda {stage}", gb_s, "GB-s", "lambda_gb_second", note))
 
     at_once = {"extract": stack.extract_concurrency, "load": stack.load_concurrency}
     pace = {s: at_once[s] / busy[s] for s in busy if s in at_once}  # pages a second
@@ -526,17 +552,17 @@ def lambda_path(
         bound = f"{slowest} ({at_once[slowest]} at once, {busy[slowest]:.2f} s a page)"
     target, import_seconds = _target_lines(target_kind, load, rows, item_bytes, gsis)
     polls = math.ceil(flow / stack.poll_seconds) + 1
-    import_polls = math.ceil(import_seconds / stack.poll_seconds) + 1 if import_seconds else 0
+    import_polls = _import_polls(import_seconds, stack)
 
     invocations = sum(math.ceil(pages / stack.batch_size[s]) for s in stages)
-    orchestration = 2 + polls + import_polls  # plan, verify, progress and import checks
+    orchestration = _run_requests(polls, import_polls)
     requests = invocations + orchestration
     lines.append(
-        Line(
+        _priced(
             "Lambda requests",
             requests,
             "requests",
-            _cost("lambda_request", requests),
+            "lambda_request",
             f"{invocations:,} by the stages' SQS batches, {orchestration:,} plan, polls, verify",
         )
     )
@@ -544,11 +570,11 @@ def lambda_path(
     receives = sum(math.ceil(pages / stack.batch_size[s]) for s in stages)
     sqs = sends + 2 * receives  # a delete (batch) per receive
     lines.append(
-        Line(
+        _priced(
             "SQS requests",
             sqs,
             "requests",
-            _cost("sqs_request", sqs),
+            "sqs_request",
             f"{sends:,} sends, {receives:,} receives, {receives:,} deletes (full batches)",
         )
     )
@@ -556,7 +582,7 @@ def lambda_path(
     # PUT: extracted, transformed (or import object), item keys; LIST: the keys, at verify and
     # before an import
     puts = pages * (2 + dynamo) + PLAN_OBJECTS
-    puts += math.ceil(pages / S3_LIST_KEYS) * (1 + imports) if dynamo and pages else 0
+    puts += _key_lists(pages, dynamo, imports)
     # GET: transform reads extracted, load reads transformed, verify the keys; an import reads
     # its objects, and its duplicate check the keys again
     gets = pages * (1 + int("load" in stages) + dynamo + 2 * imports)
@@ -564,23 +590,17 @@ def lambda_path(
     readers = ["transform"] + ["load"] * int("load" in stages) + ["verify (keys)"] * dynamo
     readers += ["the import", "its duplicate check (keys)"] * imports
     lines.append(
-        Line(
-            "S3 PUT/LIST", puts, "requests", _cost("s3_put", puts), "a page: " + ", ".join(written)
-        )
+        _priced("S3 PUT/LIST", puts, "requests", "s3_put", "a page: " + ", ".join(written))
     )
-    lines.append(
-        Line("S3 GET", gets, "requests", _cost("s3_get", gets), "a page: " + ", ".join(readers))
-    )
+    lines.append(_priced("S3 GET", gets, "requests", "s3_get", "a page: " + ", ".join(readers)))
     lines.append(_storage_line(rows, item_bytes))
-    transitions = (
-        RUN_TRANSITIONS + 3 * math.ceil(pages / SQS_SEND_BATCH) + 3 * (polls + import_polls)
-    )
+    transitions = _transitions(math.ceil(pages / SQS_SEND_BATCH), polls + import_polls)
     lines.append(
-        Line(
+        _priced(
             "Step Functions",
             transitions,
             "transitions",
-            _cost("sfn_transition", transitions),
+            "sfn_transition",
             f"3 per {SQS_SEND_BATCH} pages sent, 3 per poll every {stack.poll_seconds} s",
         )
     )
@@ -632,55 +652,55 @@ def bulk_path(
     billed = max(job, GLUE_MIN_BILLED_SECONDS) if pages else 0.0
     dpu_hours = stack.glue_workers * dpu * billed / 3600
     lines = [
-        Line(
+        _priced(
             "Glue",
             dpu_hours,
             "DPU-hours",
-            _cost("glue_dpu_hour", dpu_hours),
+            "glue_dpu_hour",
             f"{stack.glue_workers} {stack.glue_worker_type} workers ({stack.glue_workers * dpu} "
             f"DPU) x {duration(billed)}, start-up {GLUE_START_SECONDS} s included",
         )
     ]
     target, import_seconds = _target_lines(target_kind, load, rows, item_bytes, gsis)
-    import_polls = math.ceil(import_seconds / stack.poll_seconds) + 1 if import_seconds else 0
+    import_polls = _import_polls(import_seconds, stack)
     polls = 1 if pages else 0  # the job's map waits on the job (.sync); one check after it
-    requests = 2 + polls + import_polls
+    requests = _run_requests(polls, import_polls)
     lines.append(
-        Line(
+        _priced(
             "Lambda requests",
             requests,
             "requests",
-            _cost("lambda_request", requests),
+            "lambda_request",
             "plan, progress and import checks, verify",
         )
     )
     lines.append(Line("SQS requests", 0, "requests", 0.0, "none: the job reads its ranges from S3"))
     dynamo, imports = int(target_kind == "dynamodb"), int(load == "import")
     puts = pages * (dynamo + imports) + PLAN_OBJECTS + 1  # item keys, import objects; ranges
-    puts += math.ceil(pages / S3_LIST_KEYS) * (1 + imports) if dynamo and pages else 0
+    puts += _key_lists(pages, dynamo, imports)
     gets = pages * (dynamo + 2 * imports)
     written = ["item keys"] * dynamo + ["import object"] * imports
     readers = ["verify (keys)"] * dynamo + ["the import", "its duplicate check (keys)"] * imports
     lines.append(
-        Line(
+        _priced(
             "S3 PUT/LIST",
             puts,
             "requests",
-            _cost("s3_put", puts),
+            "s3_put",
             "a page: " + ", ".join(written + ["the ranges and plan objects"])
             if written
             else "the ranges and plan objects",
         )
     )
     got = "a page: " + ", ".join(readers) if readers else ""
-    lines.append(Line("S3 GET", gets, "requests", _cost("s3_get", gets), got))
-    transitions = RUN_TRANSITIONS + 3 * (polls + import_polls) + (3 if pages else 0)
+    lines.append(_priced("S3 GET", gets, "requests", "s3_get", got))
+    transitions = _transitions(1 if pages else 0, polls + import_polls)  # the job's map
     lines.append(
-        Line(
+        _priced(
             "Step Functions",
             transitions,
             "transitions",
-            _cost("sfn_transition", transitions),
+            "sfn_transition",
             "the job's map state waits on the job without transitions",
         )
     )
