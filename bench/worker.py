@@ -7,7 +7,9 @@
     python -m bench.worker load-dynamodb IN ENDPOINT
     python -m bench.worker all [--page-size N ...]   # every stage, on a table it generates
 
-Staged pages travel between the steps as files (S3 objects on AWS). Prints one JSON line:
+Transform and load run sluice.stages' own code minus S3 and the manifest (a slice of the page
+at a time); extract and the MySQL transform, bench.calls'. Staged pages travel between the
+steps as files (S3 objects on AWS). Prints one JSON line:
 rows, seconds, RSS after imports and peak RSS (VmHWM), in MB. `all` generates the bench table
 (as many rows as the largest page), runs each stage in a fresh process per page size, as
 `make bench` does (bench.run._workers), prints a table and drops its databases.

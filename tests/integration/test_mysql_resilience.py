@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from sluice import retry, stages, staging
 from sluice.errors import PageError
 from sluice.local.run import run_local
 from sluice.staging import PageRef
+from sluice.targets import mysql as mysql_target
 
 from .test_local_runtime import DEMO_KEYS
 
@@ -302,8 +304,40 @@ def test_a_failure_that_outlasts_the_retries_gives_up_naming_the_page(
     assert _source_rows(admin, target_db)["id"] == []  # every attempt was rolled back
 
 
+def test_a_load_waiting_for_its_tables_metadata_lock_gives_up_and_is_retried(
+    unwired_stack, source, connect, new_database, between_attempts, monkeypatch
+):
+    """A session holds the target table (LOCK TABLES; DDL or a backup's lock do the same): the
+    load's wait for the table ends after METADATA_LOCK_WAIT_SECONDS, not the server's day,
+    and the retry loads the page exactly."""
+    src = source(3000)
+    admin, target_db = connect(), new_database("dst")
+    ctx, ref = _extracted_and_transformed(src, target_db, page_size=3000)
+    monkeypatch.setattr(mysql_target, "METADATA_LOCK_WAIT_SECONDS", 1)
+    holder, holder_lock = connect(), threading.Lock()
+    with holder.cursor() as cur:
+        cur.execute(f"LOCK TABLES `{target_db}`.wide WRITE")
+
+    def unlock() -> None:
+        with holder_lock, holder.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+
+    between_attempts.append(unlock)  # released after the first failure
+    guard = threading.Timer(60, unlock)  # were the wait unbounded: a failed test, not a hang
+    guard.start()
+    try:
+        out = stages.load_page(ctx, ref.key(staging.TRANSFORMED))
+    finally:
+        guard.cancel()
+        unlock()
+
+    assert len(between_attempts.waits) == 1
+    assert out["rows"] == 3000 and out["rejected"] == 0
+    assert _source_rows(admin, target_db) == _source_rows(admin, src.database)
+
+
 def test_a_connection_killed_while_its_load_waits_is_retried_and_loads_exactly(
-    unwired_stack, source, connect, new_database
+    unwired_stack, source, connect, new_database, between_attempts
 ):
     """Killed mid-transaction (its LOAD DATA waiting on a row lock): the server discards the
     transaction, the page loads again on a new connection, and nothing is doubled."""
@@ -320,33 +354,66 @@ def test_a_connection_killed_while_its_load_waits_is_retried_and_loads_exactly(
         except BaseException as exc:
             failures.append(exc)
 
-    worker = threading.Thread(target=load)
+    worker = threading.Thread(target=load, daemon=True)  # a stuck one cannot hold pytest open
     worker.start()
-    waiting = _wait_for_waiting_load(admin, target_db)
-    _kill(admin, [waiting])
-    blocker.rollback()
-    worker.join(timeout=120)
+    try:
+        waiting = _wait_for_waiting_load(admin, target_db, worker, failures)
+        _kill(admin, [waiting])
+    finally:
+        # Whatever happened: the blocker's open transaction holds the table's metadata lock
+        # too, and the fixture's DROP DATABASE (and any load queued behind it) would wait on it
+        # for the server's lock_wait_timeout, a day.
+        blocker.rollback()
+        worker.join(timeout=120)
+        if worker.is_alive():  # leave no load of ours running into the fixture's DROP
+            _kill(admin, _loads_into(admin, target_db))
 
     assert not worker.is_alive() and failures == []
+    assert len(between_attempts.waits) == 1  # the kill, and nothing else, was retried
+    with admin.cursor() as cur:  # the killed session is gone, not still holding anything
+        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", (waiting,))
+        assert cur.fetchone()[0] == 0
     assert result["rows"] == 3000
     assert _source_rows(admin, target_db) == _source_rows(admin, src.database)
 
 
-def _wait_for_waiting_load(admin, target_db: str, limit: float = 60) -> int:
-    """The id of the connection whose LOAD DATA into `target_db` waits on a lock."""
+def _wait_for_waiting_load(
+    admin, target_db: str, worker: threading.Thread, failures: list, limit: float = 60
+) -> int:
+    """The id of the connection whose LOAD DATA into `target_db` waits on a row lock.
+
+    Read from SHOW ENGINE INNODB STATUS, which InnoDB writes anew on each call. Not from
+    information_schema.INNODB_TRX: that is a cache, shared by every session of the server,
+    refreshed only once nobody has read it for 100 ms (CACHE_MIN_IDLE_TIME in trx0i_s.cc), so
+    polling it (from here or from any other test on the server) can show the snapshot taken
+    before the load began to wait for as long as the polling lasts.
+    """
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and worker.is_alive():
         with admin.cursor() as cur:
-            cur.execute(
-                "SELECT t.trx_mysql_thread_id FROM information_schema.INNODB_TRX t "
-                "WHERE t.trx_state = 'LOCK WAIT' AND t.trx_query LIKE %s",
-                (f"LOAD DATA%`{target_db}`%",),
-            )
-            row = cur.fetchone()
-        if row:
-            return row[0]
-        time.sleep(0.02)
-    raise AssertionError(f"no LOAD DATA into {target_db} waited on the held row")
+            cur.execute("SHOW ENGINE INNODB STATUS")
+            status = cur.fetchone()[2]
+        for trx in status.split("\n---TRANSACTION ")[1:]:
+            thread = re.search(r"^(?:MariaDB|MySQL) thread id (\d+),", trx, re.MULTILINE)
+            waits = re.search(r"^LOCK WAIT ", trx, re.MULTILINE)
+            if thread and waits and "LOAD DATA" in trx and f"`{target_db}`" in trx:
+                return int(thread.group(1))
+        time.sleep(0.05)
+    raise AssertionError(
+        f"no LOAD DATA into {target_db} waited on the held row within {limit:g} s "
+        f"(the load {'still runs' if worker.is_alive() else 'ended'}; failures: {failures})"
+    )
+
+
+def _loads_into(admin, target_db: str) -> list[int]:
+    """The ids of the connections running a LOAD DATA into `target_db`."""
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT ID FROM information_schema.PROCESSLIST "
+            "WHERE INFO LIKE %s AND COMMAND <> 'Killed'",
+            (f"LOAD DATA%`{target_db}`%",),
+        )
+        return [r[0] for r in cur.fetchall()]
 
 
 # ---------------------------------------------------------------- statement timeout

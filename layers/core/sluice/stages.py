@@ -498,9 +498,10 @@ def _refuse_changed(ctx: Context, ref: PageRef, key: str, field: str, found: str
 
 # ---------------------------------------------------------------- pages a slice at a time
 
-# A transform or load holds one slice of its page at a time, not the page: a worker's memory
-# stays under the Lambda's size for any page a contract allows (200,000 rows). A multiple of
-# the DynamoDB writer's batch, so the load sends the batches it would send of the whole page.
+# A transform or load holds one slice of its page at a time, not the page, so a worker's peak
+# RSS stays under 256 MB for any page a contract allows (200,000 rows; `python -m bench.worker
+# all`). A multiple of the DynamoDB writer's batch: the load sends the batches it would send
+# of the whole page.
 SLICE_ROWS = 10_000
 _ROW = "__sluice_row__"  # a slice's row numbers, in a column of their own
 
@@ -654,7 +655,10 @@ def _slice_items(part: pa.Table, plan: transform.ItemPlan, seen: list[pa.Array])
     )
     w = len(copies)
     if keys.column("target_key").slice(0, w).to_pylist() != [k for k, _ in copies]:
-        raise SluiceError("a slice's rows of keys seen in an earlier slice were not refused")
+        raise SluiceError(
+            "transform: rows repeating a key of an earlier slice were not refused as the whole "
+            "page would refuse them (a Sluice bug: report it); nothing of the page was staged"
+        )
     return lines.slice(w), refused, keys.slice(w)
 
 

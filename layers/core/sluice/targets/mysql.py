@@ -47,8 +47,13 @@ _ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"), (b"\r", b"\\r"),
 _SESSION = (
     "SET SESSION foreign_key_checks = 0, "
     "sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,STRICT_ALL_TABLES', "
-    "time_zone = '+00:00'"
+    "time_zone = '+00:00', lock_wait_timeout = %s"
 )
+# How long a load waits for its table's metadata lock (held by DDL, LOCK TABLES, a backup's
+# lock, or by a transaction that DDL queues behind): as long as InnoDB waits for a row lock by
+# default. The server's own default is a day, far past the load function's timeout: the load
+# would hang instead of failing with a lock wait timeout, which is retried like a row lock's.
+METADATA_LOCK_WAIT_SECONDS = 50
 
 
 # ---------------------------------------------------------------- target tables
@@ -265,7 +270,7 @@ def load_slices(
         if rows == 0:
             return 0
         with conn.cursor() as cur:
-            cur.execute(_SESSION)
+            cur.execute(_SESSION, (METADATA_LOCK_WAIT_SECONDS,))
             conn.begin()
             try:
                 cur.execute(sql, (path,))
