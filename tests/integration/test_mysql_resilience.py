@@ -18,7 +18,7 @@ import uuid
 
 import pymysql
 import pytest
-from sluice import retry, stages, staging
+from sluice import db, retry, stages, staging
 from sluice.errors import PageError
 from sluice.local.run import run_local
 from sluice.staging import PageRef
@@ -324,6 +324,39 @@ def test_a_load_waiting_for_its_tables_metadata_lock_gives_up_and_is_retried(
 
     between_attempts.append(unlock)  # released after the first failure
     guard = threading.Timer(60, unlock)  # were the wait unbounded: a failed test, not a hang
+    guard.start()
+    try:
+        out = stages.load_page(ctx, ref.key(staging.TRANSFORMED))
+    finally:
+        guard.cancel()
+        unlock()
+
+    assert len(between_attempts.waits) == 1
+    assert out["rows"] == 3000 and out["rejected"] == 0
+    assert _source_rows(admin, target_db) == _source_rows(admin, src.database)
+
+
+def test_a_load_whose_socket_stays_silent_gives_up_and_is_retried(
+    unwired_stack, source, connect, new_database, between_attempts, monkeypatch
+):
+    """The server says nothing to a load for longer than LOAD_SOCKET_TIMEOUT (here it waits
+    for the table; a server gone in a failover never answers): the load gives up its
+    connection and the retry loads the page exactly, instead of waiting out the function."""
+    src = source(3000)
+    admin, target_db = connect(), new_database("dst")
+    ctx, ref = _extracted_and_transformed(src, target_db, page_size=3000)
+    monkeypatch.setattr(db, "LOAD_SOCKET_TIMEOUT", 1)
+    monkeypatch.setattr(mysql_target, "METADATA_LOCK_WAIT_SECONDS", 30)
+    holder, holder_lock = connect(), threading.Lock()
+    with holder.cursor() as cur:
+        cur.execute(f"LOCK TABLES `{target_db}`.wide WRITE")
+
+    def unlock() -> None:
+        with holder_lock, holder.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+
+    between_attempts.append(unlock)  # released after the first failure
+    guard = threading.Timer(20, unlock)  # were the socket unbounded: no retry, a failed test
     guard.start()
     try:
         out = stages.load_page(ctx, ref.key(staging.TRANSFORMED))

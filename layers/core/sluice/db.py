@@ -200,6 +200,16 @@ def source_statement_timeout() -> float | None:
 _pool: dict[tuple, tuple[threading.Thread, object]] = {}
 _pool_lock = threading.Lock()
 
+# How long a load session (a local_infile connection) waits on its socket, each way, before it
+# gives up with a lost-connection error, which is retried. Above the pauses of a sound load: the
+# server stops reading the uploaded file while a row waits for its lock (InnoDB's 50 s by
+# default) and waits for the table's metadata lock (targets.mysql.METADATA_LOCK_WAIT_SECONDS)
+# before. Well under the load function's 300 s: an upload or a reply that will never come (the
+# server host gone in a failover; 600 s, the default, outlasts the function) fails and is
+# retried within the invocation instead of hanging it. (A connection killed mid-upload is heard
+# of late too: about 100 s on Linux, while the server's closed socket lingers in FIN-WAIT-2.)
+LOAD_SOCKET_TIMEOUT = 120
+
 
 def pooled(
     info: ConnInfo,
@@ -222,7 +232,11 @@ def pooled(
             _pool.pop(k, None)
             _close(conn)
         conn = connect(
-            info, raw=raw, local_infile=local_infile, statement_timeout=statement_timeout
+            info,
+            raw=raw,
+            local_infile=local_infile,
+            read_timeout=LOAD_SOCKET_TIMEOUT if local_infile else 600,
+            statement_timeout=statement_timeout,
         )
         _pool[k] = (me, conn)
         return conn
