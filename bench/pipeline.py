@@ -26,7 +26,13 @@ def main() -> None:
     from sluice.local.run import run_local
 
     started, cpu = time.perf_counter(), time.process_time()
-    summary = run_local(contract, as_json=True, state_dir=Path(state_dir), out=io.StringIO())
+    summary = run_local(
+        contract,
+        as_json=True,
+        state_dir=Path(state_dir),
+        out=io.StringIO(),
+        workers=os.environ.get("SLUICE_LOCAL_WORKERS", "processes"),
+    )
     summary["bench"] = {
         "seconds": time.perf_counter() - started,
         "cpu_seconds": time.process_time() - cpu,

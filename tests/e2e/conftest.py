@@ -194,6 +194,7 @@ def database_env(mysql_url: str) -> Iterator[None]:
 
 
 def run_contract(contract_path: Path, state_dir: Path, label: str) -> dict[str, Any]:
+    """`sluice run --local` as the CLI runs it: stage consumers in worker processes."""
     from sluice.local.run import run_local
 
     return run_local(
@@ -203,6 +204,7 @@ def run_contract(contract_path: Path, state_dir: Path, label: str) -> dict[str, 
         out=io.StringIO(),
         err=io.StringIO(),
         timeout=600,
+        workers="processes",
     )
 
 

@@ -17,7 +17,7 @@ import pytest
 from sluice.config import Settings
 from sluice.contract import WriteRate, parse
 from sluice.errors import ContractError, SluiceError
-from sluice.local.runtime import CONSUMERS_PER_SOURCE, FIXED_PARAMETERS
+from sluice.local.runtime import CONSUMERS, LocalStack, consumer_count
 from sluice.local.template import load_yaml
 from sluice.ratelimit import Meter, TokenBucket, split, table_caps, write_units
 from sluice.targets.dynamodb import (
@@ -365,8 +365,11 @@ def test_the_load_concurrency_the_workers_divide_by_is_the_one_sqs_enforces():
     (source,) = [e["Properties"] for e in load["Events"].values() if e["Type"] == "SQS"]
     assert env["SLUICE_LOAD_CONCURRENCY"] == {"Ref": "LoadConcurrency"}
     assert source["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "LoadConcurrency"}
-    # Locally, one consumer thread per queue: the parameter is fixed to match it.
-    assert FIXED_PARAMETERS["LoadConcurrency"] == str(CONSUMERS_PER_SOURCE)
+    # Locally, the parameter is the number of load consumers the runtime starts.
+    for workers in CONSUMERS:
+        stack = LocalStack(workers=workers, parameters={"LoadConcurrency": "10"})
+        assert stack.params["LoadConcurrency"] == str(consumer_count(workers, "LoadFunction"))
+    assert consumer_count("processes", "LoadFunction") == 2
 
 
 def test_the_dashboard_shows_write_units_and_time_waited_on_the_cap():

@@ -135,7 +135,9 @@ def cmd_run(args) -> int:
         )
     from .local.run import run_local
 
-    summary = run_local(args.contract, as_json=args.json, timeout=args.timeout)
+    summary = run_local(
+        args.contract, as_json=args.json, timeout=args.timeout, workers=args.workers
+    )
     return 0 if summary["ok"] else 1
 
 
@@ -265,7 +267,11 @@ def cmd_resume(args) -> int:
         from .local.run import resume_local
 
         summary = resume_local(
-            args.run, state_dir=_state_dir(args), as_json=args.json, timeout=args.timeout
+            args.run,
+            state_dir=_state_dir(args),
+            as_json=args.json,
+            timeout=args.timeout,
+            workers=args.workers,
         )
         return 0 if summary["ok"] else 1
     aws = operate.clients(args.region)
@@ -324,6 +330,16 @@ def _where_args(s) -> None:
     s.add_argument("--state-dir", help="--local: the run's folder (default .sluice/runs/<run id>)")
 
 
+def _workers_arg(s) -> None:
+    s.add_argument(
+        "--workers",
+        choices=("processes", "threads"),
+        default="processes",
+        help="--local: run the stage consumers in worker processes, on every core (default), "
+        "or in threads of this process",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="sluice", description="Serverless MySQL migration to DynamoDB or MySQL"
@@ -376,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--contract", required=True)
     s.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     s.add_argument("--timeout", type=float, default=3600)
+    _workers_arg(s)
     s.set_defaults(fn=cmd_run)
     s = sub.add_parser("start", help="start a run on a deployed stack (sam deploy)")
     s.add_argument("--stack", required=True, help="the CloudFormation stack name")
@@ -403,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     s.add_argument("--timeout", type=float, default=3600, help="--local: seconds to wait")
     s.add_argument("--no-wait", action="store_true", help="--stack: start the execution and return")
+    _workers_arg(s)
     s.set_defaults(fn=cmd_resume)
     s = sub.add_parser(
         "verify",

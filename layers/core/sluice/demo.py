@@ -146,7 +146,12 @@ def run_demo(scale: float = 1.0, workdir: Path = Path(".sluice/demo"), out=None)
         path.write_text(json.dumps(doc, indent=2) + "\n")
         out.write(f"\n== Migrating into {label}  (contract: {path})\n")
         out.flush()
-        summary = run_local(path, samples=2 if doc["target"]["kind"] == "dynamodb" else 0, out=out)
+        summary = run_local(
+            path,
+            samples=2 if doc["target"]["kind"] == "dynamodb" else 0,
+            out=out,
+            workers="processes",  # as `sluice run --local` runs it
+        )
         results.append((label, summary))
     ok = all(s["ok"] for _, s in results)
     out.write("\n== Verdict\n")

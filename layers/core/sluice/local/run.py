@@ -90,8 +90,10 @@ def run_local(
     samples: int = 0,
     out=None,
     err=None,
+    workers: str = "threads",
 ) -> dict[str, Any]:
-    """Run one migration locally; returns the summary (also printed).
+    """Run one migration locally; returns the summary (also printed). `workers`: where the
+    stage consumers run, "threads" of this process or "processes" (LocalStack).
 
     When the run ends, its AWS state is saved under `state_dir` (LocalState): a run that did
     not succeed can be redriven and resumed from another shell."""
@@ -107,7 +109,18 @@ def run_local(
     )
     payload = {"contract": doc, "run_id": run_id, "poll_seconds": 1}
     return _drive(
-        state, contract, payload, run_id, run_id, as_json, timeout, samples, out, err, restore=None
+        state,
+        contract,
+        payload,
+        run_id,
+        run_id,
+        as_json,
+        timeout,
+        samples,
+        out,
+        err,
+        restore=None,
+        workers=workers,
     )
 
 
@@ -119,6 +132,7 @@ def resume_local(
     timeout: float = 3600,
     out=None,
     err=None,
+    workers: str = "threads",
 ) -> dict[str, Any]:
     """`sluice resume --local`: a saved run's state in a fresh local stack, whose consumers
     take the messages waiting in its queues (redriven ones included), and a new execution
@@ -143,6 +157,7 @@ def resume_local(
         out,
         err,
         restore=state.restorer(),
+        workers=workers,
     )
 
 
@@ -238,6 +253,7 @@ def _drive(
     out,
     err,
     restore,
+    workers: str = "threads",
 ) -> dict[str, Any]:
     """One execution on a local stack, with progress on `err`, the summary on `out`, and the
     run's state saved when it ends."""
@@ -246,7 +262,11 @@ def _drive(
     meta = state.meta()
     started = time.time()
     log = state.folder / "lambda.log"
-    with _local_session(meta), handler_output_to(log), LocalStack(restore=restore) as stack:
+    with (
+        _local_session(meta),
+        handler_output_to(log),
+        LocalStack(restore=restore, workers=workers) as stack,
+    ):
         view = ProgressView(err, live=err.isatty() and not as_json)
         manifest = _manifest(stack.environment["SLUICE_MANIFEST_TABLE"])
         if not as_json:

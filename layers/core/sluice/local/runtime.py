@@ -3,7 +3,6 @@ SQS and S3 wiring as template.yaml declares it, and real MySQL/MariaDB servers."
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import logging
@@ -11,7 +10,6 @@ import os
 import sys
 import threading
 import time
-import uuid
 import warnings
 import zipfile
 from collections import Counter
@@ -23,19 +21,23 @@ from typing import Any
 
 from .. import aws
 from .bulk_runner import LocalBulkRunner, create_glue_jobs
+from .consumer import ACCOUNT, LambdaContext, consume, load_handler
 from .moto_hooks import glue_job_routes, import_items_as_json, lambda_routes
 from .template import Function, Resolver, Template
 
-ACCOUNT = "123456789012"
 LOCAL_OVERRIDES = {"CreateMissingTables": "true", "PollSeconds": "1"}
-# One consumer thread per SQS event source (_start_consumers), whatever the template's
-# MaximumConcurrency: the load function's concurrency, which divides a table's write_rate
-# among its workers (SLUICE_LOAD_CONCURRENCY), is therefore this, and not a parameter here.
-CONSUMERS_PER_SOURCE = 1
-FIXED_PARAMETERS = {"LoadConcurrency": str(CONSUMERS_PER_SOURCE)}
-RETRY_DELAY_SECONDS = (
-    1  # a failed message reappears after this, not the deployed visibility timeout
-)
+# Consumers per SQS event source of each function (1 where not named), by where they run:
+# "threads" of this process, or worker "processes". In processes, two extract workers (pymysql
+# parses every value in Python: extract costs the most CPU a row) and two load workers (one
+# waits on the server's LOAD DATA while the other encodes) keep the cores busy. The load
+# function's count is the stack's LoadConcurrency, which divides a table's write_rate among
+# its load workers (SLUICE_LOAD_CONCURRENCY), and so not a parameter here.
+CONSUMERS = {"threads": {}, "processes": {"ExtractFunction": 2, "LoadFunction": 2}}
+
+
+def consumer_count(workers: str, function: str) -> int:
+    """How many consumers each of `function`'s SQS event sources gets."""
+    return CONSUMERS[workers].get(function, 1)
 
 
 def project_root() -> Path:
@@ -49,34 +51,6 @@ def project_root() -> Path:
     raise FileNotFoundError(
         "template.yaml not found: set SLUICE_PROJECT_ROOT to the Sluice checkout"
     )
-
-
-@dataclass
-class LambdaContext:
-    function_name: str
-    memory_limit_in_mb: int = 1024
-    timeout: int = 300
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{aws.region()}:{ACCOUNT}:function:{self.function_name}"
-
-    @property
-    def function_version(self) -> str:
-        return "$LATEST"
-
-    @property
-    def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
-
-    @property
-    def log_stream_name(self) -> str:
-        return "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout - (time.monotonic() - self.started)) * 1000))
 
 
 @dataclass
@@ -100,14 +74,19 @@ class LocalStack:
         consumers: bool = True,
         restore: Callable[[LocalStack], object] | None = None,
         timeouts: dict[str, float] | None = None,
+        workers: str = "threads",
     ):
+        # "threads": consumers in this process, where tests can reach into a handler;
+        # "processes": in worker processes (workers.py), on every core, as Lambda runs them.
+        if workers not in CONSUMERS:
+            raise ValueError(f"workers: 'threads' or 'processes', not {workers!r}")
         self.root = root or project_root()
         self.template = Template.load(self.root / "template.yaml")
         self.params = {
             **self.template.parameter_defaults(),
             **LOCAL_OVERRIDES,
             **(parameters or {}),
-            **FIXED_PARAMETERS,
+            "LoadConcurrency": str(consumer_count(workers, "LoadFunction")),
         }
         self.name = name
         # Without consumers nothing handles SQS messages: `sluice status` and `redrive` on a
@@ -118,6 +97,8 @@ class LocalStack:
         # Function timeouts (seconds, by logical id) in place of the template's: tests make a
         # timeout reachable without waiting minutes.
         self.timeouts = dict(timeouts or {})
+        self.workers = workers
+        self._pool = None
         self.stats = Stats()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -143,6 +124,7 @@ class LocalStack:
         # Lambda stays on moto's full backend (not lambda_simple): its invoke is what moto_hooks replaces.
         mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._exit.enter_context(mock)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's request lines
         self._exit.enter_context(import_items_as_json())
         aws.reset_clients()
         self._exit.callback(aws.reset_clients)
@@ -170,6 +152,9 @@ class LocalStack:
         for t in self._threads:
             t.join(timeout=30)
         self._threads = []
+        if self._pool:
+            self._pool.stop()
+            self._pool = None
 
     # ---------------------------------------------------------------- resources
     def _create_resources(self) -> None:
@@ -332,12 +317,7 @@ class LocalStack:
             self.handlers[lid] = self._load_handler(fn)
 
     def _load_handler(self, fn: Function) -> Callable:
-        module_name, func_name = fn.handler.rsplit(".", 1)
-        path = self.root / fn.code_uri / f"{module_name}.py"
-        spec = importlib.util.spec_from_file_location(f"sluice_handler_{fn.logical_id}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return getattr(module, func_name)
+        return load_handler(self.root, fn.code_uri, fn.handler, fn.logical_id)
 
     def _create_state_machine(self) -> None:
         lid, path, subs = self.template.state_machine()
@@ -389,61 +369,71 @@ class LocalStack:
 
     # ---------------------------------------------------------------- SQS event sources
     def _start_consumers(self) -> None:
+        if self.workers == "processes":
+            self._start_worker_processes()
+            return
         for lid, fn in self.template.functions.items():
             for src in fn.sqs_sources:
-                for _ in range(CONSUMERS_PER_SOURCE):
+                for _ in range(consumer_count("threads", lid)):
                     th = threading.Thread(
                         target=self._consume, args=(lid, src), name=f"sqs-{lid}", daemon=True
                     )
                     th.start()
                     self._threads.append(th)
 
+    def _count(self, kind: str, key: str) -> None:
+        getattr(self.stats, kind)[key] += 1
+
     def _consume(self, lid: str, src) -> None:
-        sqs = aws.client("sqs")
-        url = self.refs[src.queue]
-        arn = self.attrs[(src.queue, "Arn")]
-        while not self._stop.is_set():
-            try:
-                msgs = sqs.receive_message(
-                    QueueUrl=url,
-                    MaxNumberOfMessages=min(10, src.batch_size),
-                    WaitTimeSeconds=0,
-                    AttributeNames=["All"],
-                ).get("Messages", [])
-            except Exception:  # the emulator is shutting down
-                if self._stop.is_set():
-                    return
-                raise
-            if not msgs:
-                self._stop.wait(0.05)
-                continue
-            event = {"Records": [_sqs_record(m, arn) for m in msgs]}
-            started = time.monotonic()
-            try:
-                resp = self.invoke(lid, event) or {}
-                failed_ids = {f["itemIdentifier"] for f in resp.get("batchItemFailures", [])}
-                if not src.report_failures and failed_ids:
-                    failed_ids = {m["MessageId"] for m in msgs}
-            except Exception:  # an unhandled error fails the whole batch, as on Lambda
-                failed_ids = {m["MessageId"] for m in msgs}
-            if time.monotonic() - started > self.timeout_of(lid):
-                # Lambda ends an invocation at its timeout with an error and no response:
-                # what the handler did by then stays done, and every message of the batch
-                # comes back, those it had finished too. (A thread cannot be stopped, so here
-                # the handler runs on; only its response is discarded.)
-                self.stats.timed_out[lid] += 1
-                failed_ids = {m["MessageId"] for m in msgs}
-            for m in msgs:
-                if m["MessageId"] in failed_ids:
-                    self.stats.failed[src.queue] += 1
-                    sqs.change_message_visibility(
-                        QueueUrl=url,
-                        ReceiptHandle=m["ReceiptHandle"],
-                        VisibilityTimeout=RETRY_DELAY_SECONDS,
-                    )
-                else:
-                    self.stats.consumed[src.queue] += 1
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        route = self._route(lid)
+        consume(
+            url=self.refs[src.queue],
+            arn=self.attrs[(src.queue, "Arn")],
+            queue=src.queue,
+            function=lid,
+            batch_size=src.batch_size,
+            report_failures=src.report_failures,
+            invoke=lambda event: route(lid, event),
+            timeout=self.timeout_of(lid),
+            stop=self._stop,
+            count=self._count,
+        )
+
+    def _start_worker_processes(self) -> None:
+        """Each SQS event source's consumers as processes (workers.py), which reach this
+        process's emulator over HTTP."""
+        from moto.server import ThreadedMotoServer
+
+        from .workers import WorkerPool, WorkerSpec
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        self._exit.callback(server.stop)
+        host, port = server.get_host_and_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+        env["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
+        log = getattr(sys.stdout, "target", None)  # handler_output_to's file, if active
+        specs = [
+            WorkerSpec(
+                root=str(self.root),
+                function=lid,
+                function_name=self.function_names[lid],
+                code_uri=fn.code_uri,
+                handler=fn.handler,
+                timeout=self.timeout_of(lid),
+                queue=src.queue,
+                url=self.refs[src.queue],
+                arn=self.attrs[(src.queue, "Arn")],
+                batch_size=src.batch_size,
+                report_failures=src.report_failures,
+                log=getattr(log, "name", None),
+            )
+            for lid, fn in self.template.functions.items()
+            for src in fn.sqs_sources
+            for _ in range(consumer_count("processes", lid))
+        ]
+        self._pool = WorkerPool(specs, env, self._count)
+        self._pool.start()
 
     # ---------------------------------------------------------------- executions
     def start_execution(self, payload: dict, name: str | None = None) -> str:
@@ -464,6 +454,11 @@ class LocalStack:
                 if on_tick:
                     on_tick()
                 return desc
+            if self._pool and self._pool.exits:
+                raise RuntimeError(
+                    f"the local worker process of {self._pool.exits[0]} ended on its own "
+                    "(its traceback is above); the run cannot go on without it"
+                )
             if time.monotonic() > deadline:
                 raise TimeoutError(f"execution {execution_arn} still running after {timeout} s")
             if on_tick:
@@ -479,20 +474,6 @@ class LocalStack:
             if not resp.get("nextToken"):
                 return events
             kwargs["nextToken"] = resp["nextToken"]
-
-
-def _sqs_record(m: dict, arn: str) -> dict:
-    return {
-        "messageId": m["MessageId"],
-        "receiptHandle": m["ReceiptHandle"],
-        "body": m["Body"],
-        "attributes": m.get("Attributes", {}),
-        "messageAttributes": m.get("MessageAttributes", {}),
-        "md5OfBody": m.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": arn,
-        "awsRegion": aws.region(),
-    }
 
 
 class _LogSwitch:

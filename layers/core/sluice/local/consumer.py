@@ -1,0 +1,138 @@
+"""What Lambda does for an SQS event source, as the local runtime does it: poll the queue,
+call the function's handler with a batch, delete what it finished and let the rest come back.
+
+Shared by the runtime's consumer threads and its worker processes (workers.py); nothing here
+imports the emulator."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import aws
+
+ACCOUNT = "123456789012"
+RETRY_DELAY_SECONDS = (
+    1  # a failed message reappears after this, not the deployed visibility timeout
+)
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    timeout: float = 300
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{aws.region()}:{ACCOUNT}:function:{self.function_name}"
+
+    @property
+    def function_version(self) -> str:
+        return "$LATEST"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout - (time.monotonic() - self.started)) * 1000))
+
+
+def load_handler(root: Path, code_uri: str, handler: str, logical_id: str) -> Callable:
+    """A function's handler, its module loaded from the function's folder."""
+    module_name, func_name = handler.rsplit(".", 1)
+    path = root / code_uri / f"{module_name}.py"
+    spec = importlib.util.spec_from_file_location(f"sluice_handler_{logical_id}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, func_name)
+
+
+def sqs_record(m: dict, arn: str) -> dict:
+    return {
+        "messageId": m["MessageId"],
+        "receiptHandle": m["ReceiptHandle"],
+        "body": m["Body"],
+        "attributes": m.get("Attributes", {}),
+        "messageAttributes": m.get("MessageAttributes", {}),
+        "md5OfBody": m.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": aws.region(),
+    }
+
+
+def consume(
+    *,
+    url: str,
+    arn: str,
+    queue: str,
+    function: str,
+    batch_size: int,
+    report_failures: bool,
+    invoke: Callable[[dict], object],
+    timeout: float,
+    stop,
+    count: Callable[[str, str], None],
+    wait_seconds: int = 0,
+) -> None:
+    """Handle `url`'s messages until `stop` (an Event) is set.
+
+    `invoke(event)` calls the handler; `count(kind, key)` records what happened: "consumed"
+    and "failed" per queue (logical id `queue`), "timed_out" per function (`function`). `wait_seconds` is
+    the receive's long poll (0: poll every 50 ms, for an emulator in the same process)."""
+    sqs = aws.client("sqs")
+    while not stop.is_set():
+        try:
+            msgs = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(10, batch_size),
+                WaitTimeSeconds=wait_seconds,
+                AttributeNames=["All"],
+            ).get("Messages", [])
+        except Exception:  # the emulator is shutting down
+            if stop.is_set():
+                return
+            raise
+        if not msgs:
+            if not wait_seconds:
+                stop.wait(0.05)
+            continue
+        event = {"Records": [sqs_record(m, arn) for m in msgs]}
+        started = time.monotonic()
+        try:
+            resp = invoke(event) or {}
+            failed_ids = {f["itemIdentifier"] for f in resp.get("batchItemFailures", [])}
+            if not report_failures and failed_ids:
+                failed_ids = {m["MessageId"] for m in msgs}
+        except Exception:  # an unhandled error fails the whole batch, as on Lambda
+            failed_ids = {m["MessageId"] for m in msgs}
+        if time.monotonic() - started > timeout:
+            # Lambda ends an invocation at its timeout with an error and no response: what
+            # the handler did by then stays done, and every message of the batch comes back,
+            # those it had finished too. (A thread cannot be stopped, so here the handler
+            # runs on; only its response is discarded.)
+            count("timed_out", function)
+            failed_ids = {m["MessageId"] for m in msgs}
+        for m in msgs:
+            if m["MessageId"] in failed_ids:
+                count("failed", queue)
+                sqs.change_message_visibility(
+                    QueueUrl=url,
+                    ReceiptHandle=m["ReceiptHandle"],
+                    VisibilityTimeout=RETRY_DELAY_SECONDS,
+                )
+            else:
+                count("consumed", queue)
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
