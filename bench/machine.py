@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -55,6 +56,15 @@ def _git() -> str:
     return out.stdout.strip() or "?"
 
 
+def reference_loop() -> float:
+    """CPU seconds of a fixed pure-Python loop: how fast this machine runs Python right now
+    (a shared virtual machine's speed moves between runs)."""
+    started, total = time.process_time(), 0
+    for i in range(10_000_000):
+        total += i
+    return time.process_time() - started
+
+
 def describe(info) -> dict[str, str]:
     ((ver, pool, flush, binlog),) = sql(
         info,
@@ -69,6 +79,8 @@ def describe(info) -> dict[str, str]:
     return {
         "sluice source": _git(),
         "cores (nproc)": str(os.cpu_count()),
+        "Python reference loop": f"{reference_loop():.2f} CPU s (10M additions; the same "
+        "machine gave 0.86 to 1.77 s between runs: compare ratios within a run)",
         "CPU": _cpu_model(),
         "RAM": f"{_ram_gib():.1f} GiB",
         "OS": f"{platform.system()} {platform.release()}",

@@ -2,7 +2,9 @@
 
     python -m bench.pipeline CONTRACT STATE_DIR
 
-Prints one JSON line: the run's summary plus this process's CPU seconds and peak RSS.
+Prints one JSON line: the run's summary plus the CPU seconds of this process and of its worker
+processes (the stage consumers; SLUICE_LOCAL_WORKERS=threads keeps them in this process), and
+the peak RSS of this process and of the largest worker.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import resource
 import sys
 import time
 
@@ -33,10 +36,16 @@ def main() -> None:
         out=io.StringIO(),
         workers=os.environ.get("SLUICE_LOCAL_WORKERS", "processes"),
     )
+    own = time.process_time() - cpu
+    # The supervisor reaps its workers and is reaped by the runtime: their CPU is in here.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary["bench"] = {
         "seconds": time.perf_counter() - started,
-        "cpu_seconds": time.process_time() - cpu,
+        "cpu_seconds": own + children.ru_utime + children.ru_stime,
+        "runtime_cpu_seconds": own,
+        "workers_cpu_seconds": children.ru_utime + children.ru_stime,
         "max_rss_mb": status_mb("VmHWM"),
+        "worker_max_rss_mb": children.ru_maxrss / 1024,
     }
     print(json.dumps(summary, default=str), flush=True)
 

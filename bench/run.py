@@ -177,8 +177,8 @@ def main(argv=None) -> int:
                 summary["bench"]["wall"],
                 summary["bench"]["cpu_seconds"],
                 srv,
-                "every stage, S3/SQS/Step Functions (moto) in ONE Python process; "
-                + _phases(summary),
+                "stage consumers in worker processes (2 extract, 1 transform, 2 load), S3, "
+                "SQS and Step Functions (moto) in the runtime's process; " + _phases(summary),
                 sluice=True,
                 verdict=summary["verdict"],
                 peak_rss_mb=summary["bench"]["max_rss_mb"],
@@ -263,10 +263,13 @@ def main(argv=None) -> int:
 def _phases(summary: dict) -> str:
     """How much of a local run moved pages (first extract to last load) and its peak RSS."""
     t = summary["tables"][data.TABLE]
+    b = summary["bench"]
     return (
         f"pages moved in {t['seconds']:.1f} s ({t['loaded'] / t['seconds']:,.0f} rows/s), "
-        "the rest is start-up, plan, polling and verify; "
-        f"peak RSS {summary['bench']['max_rss_mb']:.0f} MB"
+        "the rest is start-up, plan, polling and verify; client CPU: runtime "
+        f"{b['runtime_cpu_seconds']:.1f} s + workers {b['workers_cpu_seconds']:.1f} s; "
+        f"peak RSS: runtime {b['max_rss_mb']:.0f} MB, largest worker "
+        f"{b['worker_max_rss_mb']:.0f} MB"
     )
 
 

@@ -30,12 +30,8 @@ def _spec(function: str, code_uri: str) -> WorkerSpec:
 
 def test_a_worker_whose_handler_cannot_load_is_reported_by_name(capfd):
     counts = []
-    pool = WorkerPool(
-        [_spec("ExtractFunction", "functions/no-such-function")],
-        dict(os.environ),
-        lambda kind, key: counts.append((kind, key)),
-    )
-    pool.start()
+    pool = WorkerPool(lambda kind, key: counts.append((kind, key)))
+    pool.start([_spec("ExtractFunction", "functions/no-such-function")], dict(os.environ))
     try:
         deadline = time.monotonic() + 30
         while not pool.exits and time.monotonic() < deadline:
@@ -43,6 +39,7 @@ def test_a_worker_whose_handler_cannot_load_is_reported_by_name(capfd):
     finally:
         pool.stop()
     assert pool.exits == ["ExtractFunction"]
+    assert pool.failure() == "the local worker process of ExtractFunction ended on its own"
     assert counts == []  # it never took a message
     assert "no-such-function" in capfd.readouterr().err  # its traceback, for the user
 
@@ -95,3 +92,19 @@ def test_a_worker_killed_mid_run_is_reported_and_the_others_stop_cleanly():
     # Leaving the stack stopped the supervisor and the other workers.
     assert not _alive(supervisor)
     assert not any(_alive(pid) for pid in workers[1:])
+
+
+def test_a_supervisor_that_cannot_start_its_workers_is_a_failure_too():
+    """An order the supervisor cannot read (here: no environment) ends it; the runtime's
+    wait sees that instead of waiting for messages nobody handles."""
+    pool = WorkerPool(lambda kind, key: None)
+    pool.launch()
+    try:
+        pool._proc.stdin.write(b'{"specs": []}\n')
+        pool._proc.stdin.flush()
+        deadline = time.monotonic() + 30
+        while pool.failure() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool.failure() == "the local worker supervisor ended on its own (exit 1)"
+    finally:
+        pool.stop()

@@ -138,13 +138,15 @@ IMPORT_SETUP_SECONDS = 300  # assumption: table creation and start-up of even a 
 VIEW_SAMPLE_ROWS = 1000
 
 # The CPU assumption: rows (items) one CPU-second moves through each stage of a page on the
-# Lambda path. Measured by `make bench` (runs of 2026-11-25 17:13 and 18:05 UTC,
-# bench/RESULTS.md: the 1,000,000-row orders table, pages of 50,000, per-stage rows per
-# CPU-second on a 2-core AMD EPYC), rounded down; the bench prints its own measurement beside
-# each on every run.
+# Lambda path, rounded down from `make bench`'s per-stage rows per CPU-second on a 2-core AMD
+# EPYC (the 1,000,000-row orders table, pages of 50,000): extract and the DynamoDB transform
+# after their 2026-11-25 steps (bench/RESULTS.md, "Steps": 413-448k and 1.18-1.25M, load
+# average 1.3), the others from the runs of that day. The bench prints its own measurement
+# beside each on every run; the machine's speed moves between runs (its "Python reference
+# loop" line), so read the ratios of one run together.
 ROWS_PER_CPU_SECOND = {
-    "extract": 225_000,  # source.read_page + staging.write_arrow
-    "transform_dynamodb": 230_000,  # to_dynamodb_items
+    "extract": 400_000,  # source.read_page (one server-built line a row) + staging.write_arrow
+    "transform_dynamodb": 1_100_000,  # to_dynamodb_items
     "gzip": 800_000,  # staging.gzip_lines: the items staged for either way
     "load_dynamodb": 150_000,  # BatchWriteItem over HTTP, client CPU (the write way only)
     "transform_mysql": 2_500_000,  # read + to_mysql_rows + write (bench: 3,067,193)

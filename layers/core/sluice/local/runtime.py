@@ -125,6 +125,12 @@ class LocalStack:
         mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._exit.enter_context(mock)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's request lines
+        if self.workers == "processes" and self.consumers:
+            from .workers import WorkerPool
+
+            self._pool = WorkerPool(self._count)
+            self._exit.callback(self._pool.stop)  # after an error before consumers start
+            self._pool.launch()  # it imports while the resources are made
         self._exit.enter_context(import_items_as_json())
         aws.reset_clients()
         self._exit.callback(aws.reset_clients)
@@ -404,7 +410,7 @@ class LocalStack:
         process's emulator over HTTP."""
         from moto.server import ThreadedMotoServer
 
-        from .workers import WorkerPool, WorkerSpec
+        from .workers import WorkerSpec
 
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
@@ -432,8 +438,7 @@ class LocalStack:
             for src in fn.sqs_sources
             for _ in range(consumer_count("processes", lid))
         ]
-        self._pool = WorkerPool(specs, env, self._count)
-        self._pool.start()
+        self._pool.start(specs, env)
 
     # ---------------------------------------------------------------- executions
     def start_execution(self, payload: dict, name: str | None = None) -> str:
@@ -454,10 +459,9 @@ class LocalStack:
                 if on_tick:
                     on_tick()
                 return desc
-            if self._pool and self._pool.exits:
+            if self._pool and (failure := self._pool.failure()):
                 raise RuntimeError(
-                    f"the local worker process of {self._pool.exits[0]} ended on its own "
-                    "(its traceback is above); the run cannot go on without it"
+                    f"{failure} (its traceback is above); the run cannot go on without it"
                 )
             if time.monotonic() > deadline:
                 raise TimeoutError(f"execution {execution_arn} still running after {timeout} s")

@@ -5,8 +5,8 @@ interpreter lock with each other and the emulator.
 The emulator stays in the runtime's process, served over HTTP on 127.0.0.1 (moto's
 ThreadedMotoServer, on the same in-memory state); a worker's boto3 clients reach it through
 AWS_ENDPOINT_URL. One supervisor process (`python -m sluice.local.workers`) imports pyarrow,
-boto3 and Powertools once, then forks a worker per consumer, so workers start in
-milliseconds; it is a fresh interpreter with no threads, which makes forking safe, and it
+boto3 and Powertools once (while the runtime creates its resources), then forks a worker per
+consumer, so workers start in milliseconds; it is a fresh interpreter with no threads, which makes forking safe, and it
 never imports the caller's main module. The runtime writes the workers' specs on the
 supervisor's stdin and closes it to stop them; what they saw (messages consumed and failed,
 invocations) comes back as JSON lines on the supervisor's stdout."""
@@ -49,28 +49,31 @@ class WorkerSpec:
 
 
 class WorkerPool:
-    """The supervisor process and the thread that files its workers' counts."""
+    """The supervisor process and the thread that files its workers' counts.
 
-    def __init__(
-        self,
-        specs: list[WorkerSpec],
-        environment: dict[str, str],
-        count: Callable[[str, str], None],
-    ):
-        self.specs, self._count = specs, count
-        self._env = {**environment, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    `launch()` starts the supervisor, which imports while the runtime creates its resources;
+    `start()` hands it the workers' specs and environment, and it forks them."""
+
+    def __init__(self, count: Callable[[str, str], None]):
+        self._count = count
         self._proc: subprocess.Popen | None = None
         self._drain: threading.Thread | None = None
         self.exits: list[str] = []  # functions whose worker ended before it was told to stop
 
-    def start(self) -> None:
+    def launch(self) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "sluice.local.workers"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=self._env,
+            env=env,
         )
-        self._proc.stdin.write(json.dumps([asdict(s) for s in self.specs]).encode() + b"\n")
+
+    def start(self, specs: list[WorkerSpec], environment: dict[str, str]) -> None:
+        if self._proc is None:
+            self.launch()
+        order = {"environment": environment, "specs": [asdict(s) for s in specs]}
+        self._proc.stdin.write(json.dumps(order).encode() + b"\n")
         self._proc.stdin.flush()
         self._drain = threading.Thread(target=self._file_counts, daemon=True)
         self._drain.start()
@@ -83,6 +86,15 @@ class WorkerPool:
             else:
                 self._count(kind, key)
 
+    def failure(self) -> str | None:
+        """Why the workers cannot go on, if they cannot: a worker, or the supervisor, that
+        ended before it was told to stop."""
+        if self.exits:
+            return f"the local worker process of {self.exits[0]} ended on its own"
+        if self._proc is not None and self._proc.poll() is not None:
+            return f"the local worker supervisor ended on its own (exit {self._proc.returncode})"
+        return None
+
     def stop(self) -> None:
         """Stop every worker; a batch being handled finishes first."""
         if self._proc is None:
@@ -93,7 +105,8 @@ class WorkerPool:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        self._drain.join()
+        if self._drain:
+            self._drain.join()
         self._proc = None
 
 
@@ -151,7 +164,8 @@ def _serve(spec: WorkerSpec, events: int) -> None:
 
 
 def main() -> None:
-    """The supervisor: fork a worker per spec read from stdin; stop them at stdin's end."""
+    """The supervisor: fork a worker per spec read from stdin, in the environment sent with
+    them; stop them at stdin's end."""
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     import aws_lambda_powertools  # noqa: F401 - imported once, shared by every fork
 
@@ -163,7 +177,10 @@ def main() -> None:
         if not chunk:
             return
         line += chunk
-    specs = [WorkerSpec(**s) for s in json.loads(line)]
+    order = json.loads(line)
+    os.environ.clear()
+    os.environ.update(order["environment"])
+    specs = [WorkerSpec(**s) for s in order["specs"]]
     events = os.dup(sys.stdout.fileno())
     children: dict[int, WorkerSpec] = {}
     for spec in specs:
