@@ -3,7 +3,8 @@
     python -m bench.pipeline CONTRACT STATE_DIR
 
 Prints one JSON line: the run's summary plus the CPU seconds of this process and of its worker
-processes (the stage consumers; SLUICE_LOCAL_WORKERS=threads keeps them in this process), and
+processes (the stage consumers, as `sluice run --local --workers auto` chooses: set
+SLUICE_LOCAL_WORKERS to threads or processes to choose), and
 the peak RSS of this process and of the largest worker.
 """
 
@@ -27,20 +28,23 @@ def main() -> None:
     from pathlib import Path
 
     from sluice.local.run import run_local
+    from sluice.local.runtime import choose_workers
 
+    workers = choose_workers(os.environ.get("SLUICE_LOCAL_WORKERS", "auto"))
     started, cpu = time.perf_counter(), time.process_time()
     summary = run_local(
         contract,
         as_json=True,
         state_dir=Path(state_dir),
         out=io.StringIO(),
-        workers=os.environ.get("SLUICE_LOCAL_WORKERS", "processes"),
+        workers=workers,
     )
     own = time.process_time() - cpu
     # The supervisor reaps its workers and is reaped by the runtime: their CPU is in here.
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary["bench"] = {
         "seconds": time.perf_counter() - started,
+        "workers": workers,
         "cpu_seconds": own + children.ru_utime + children.ru_stime,
         "runtime_cpu_seconds": own,
         "workers_cpu_seconds": children.ru_utime + children.ru_stime,

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from sluice.contract import DEFAULT_PAGE_SIZE
+from sluice.local.runtime import choose_workers
 
 from . import baselines, data, machine, planner, report, stages
 from .common import PY, ROOT, ensure_server, log, server, sql, timed
@@ -163,26 +164,30 @@ def main(argv=None) -> int:
                 )
 
             # -------------------------------------------------------- sluice, end to end
-            ensure_server(info)
-            dst = dbs.name("sluice")
-            doc = stages.contract_doc("mysql", src, dst=dst, page_size=args.page_size)
-            log("bench: sluice run --local, MySQL -> MySQL ...")
-            s0 = machine.server_cpu_seconds(pid)
-            summary = _pipeline(doc, tmp, "mysql")
-            srv = machine.server_cpu_seconds(pid) - s0
-            _check(info, dst, rows, "sluice MySQL -> MySQL")
-            dbs.drop(dst)
-            record(
-                "sluice local: MySQL -> MySQL",
-                summary["bench"]["wall"],
-                summary["bench"]["cpu_seconds"],
-                srv,
-                "stage consumers in worker processes (2 extract, 1 transform, 2 load), S3, "
-                "SQS and Step Functions (moto) in the runtime's process; " + _phases(summary),
-                sluice=True,
-                verdict=summary["verdict"],
-                peak_rss_mb=summary["bench"]["max_rss_mb"],
-            )
+            # As `sluice run --local` chooses (--workers auto), then the other way.
+            chosen = choose_workers("auto")
+            other = "threads" if chosen == "processes" else "processes"
+            for workers in (chosen, other):
+                ensure_server(info)
+                dst = dbs.name("sluice")
+                doc = stages.contract_doc("mysql", src, dst=dst, page_size=args.page_size)
+                log(f"bench: sluice run --local --workers {workers}, MySQL -> MySQL ...")
+                s0 = machine.server_cpu_seconds(pid)
+                summary = _pipeline(doc, tmp, "mysql", workers)
+                srv = machine.server_cpu_seconds(pid) - s0
+                _check(info, dst, rows, "sluice MySQL -> MySQL")
+                dbs.drop(dst)
+                record(
+                    "sluice local: MySQL -> MySQL"
+                    + ("" if workers == chosen else f" (--workers {workers})"),
+                    summary["bench"]["wall"],
+                    summary["bench"]["cpu_seconds"],
+                    srv,
+                    _mode(workers) + _phases(summary),
+                    sluice=True,
+                    verdict=summary["verdict"],
+                    peak_rss_mb=summary["bench"]["max_rss_mb"],
+                )
             with NullDynamo() as nd:
                 doc = stages.contract_doc(
                     "dynamodb", src, endpoint=nd.url, page_size=args.page_size
@@ -190,7 +195,7 @@ def main(argv=None) -> int:
                 log("bench: sluice run --local, MySQL -> DynamoDB (null endpoint) ...")
                 s0 = machine.server_cpu_seconds(pid)
                 e0 = nd.stats()
-                summary = _pipeline(doc, tmp, "dynamodb")
+                summary = _pipeline(doc, tmp, "dynamodb", chosen)
                 srv = machine.server_cpu_seconds(pid) - s0
                 e1 = nd.stats()
                 record(
@@ -198,7 +203,7 @@ def main(argv=None) -> int:
                     summary["bench"]["wall"],
                     summary["bench"]["cpu_seconds"],
                     srv,
-                    "as above, items to the bench's null endpoint "
+                    _mode(chosen) + "items to the bench's null endpoint "
                     f"({e1['cpu_seconds'] - e0['cpu_seconds']:.1f} CPU s of its own); "
                     + _phases(summary),
                     sluice=True,
@@ -264,12 +269,16 @@ def _phases(summary: dict) -> str:
     """How much of a local run moved pages (first extract to last load) and its peak RSS."""
     t = summary["tables"][data.TABLE]
     b = summary["bench"]
-    return (
+    text = (
         f"pages moved in {t['seconds']:.1f} s ({t['loaded'] / t['seconds']:,.0f} rows/s), "
-        "the rest is start-up, plan, polling and verify; client CPU: runtime "
-        f"{b['runtime_cpu_seconds']:.1f} s + workers {b['workers_cpu_seconds']:.1f} s; "
-        f"peak RSS: runtime {b['max_rss_mb']:.0f} MB, largest worker "
-        f"{b['worker_max_rss_mb']:.0f} MB"
+        "the rest is start-up, plan, polling and verify; "
+    )
+    if b["workers"] == "threads":
+        return text + f"peak RSS {b['max_rss_mb']:.0f} MB"
+    return text + (
+        f"client CPU: runtime {b['runtime_cpu_seconds']:.1f} s + workers "
+        f"{b['workers_cpu_seconds']:.1f} s; peak RSS: runtime {b['max_rss_mb']:.0f} MB, "
+        f"largest worker {b['worker_max_rss_mb']:.0f} MB"
     )
 
 
@@ -279,14 +288,25 @@ def _check(info, database: str, rows: int, what: str) -> None:
         raise RuntimeError(f"bench: {what} left {got} rows in {database}, expected {rows}")
 
 
-def _pipeline(doc: dict, tmp: str, kind: str) -> dict:
-    """`sluice run --local` of `doc` in a child process; its summary, timed from here."""
+def _mode(workers: str) -> str:
+    if workers == "processes":
+        return (
+            "stage consumers in worker processes (2 extract, 1 transform, 2 load), S3, SQS "
+            "and Step Functions (moto) in the runtime's process; "
+        )
+    return "every stage in threads of the one runtime process, beside moto; "
+
+
+def _pipeline(doc: dict, tmp: str, kind: str, workers: str) -> dict:
+    """`sluice run --local --workers W` of `doc` in a child process; its summary, timed
+    from here."""
     path = Path(tmp) / f"contract-{kind}.json"
     path.write_text(json.dumps(doc, indent=2))
     with timed() as t:
         p = subprocess.run(
-            [PY, "-m", "bench.pipeline", str(path), str(Path(tmp) / f"run-{kind}")],
+            [PY, "-m", "bench.pipeline", str(path), str(Path(tmp) / f"run-{kind}-{workers}")],
             cwd=ROOT,
+            env={**os.environ, "SLUICE_LOCAL_WORKERS": workers},
             stdout=subprocess.PIPE,
         )
     if p.returncode:

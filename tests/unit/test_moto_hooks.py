@@ -198,3 +198,21 @@ def test_with_the_hook_an_import_decodes_every_string_as_dynamodb_does(aws_mock)
         0,
     )
     assert got["strings"] == {f"K{i}": t for i, t in enumerate(TRICKY)}
+
+
+def test_step_functions_lambda_client_is_made_once_while_routes_are_active(aws_mock):
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+        lambda_eval_utils,
+    )
+
+    made = lambda_eval_utils.boto_client_for
+    params = list(inspect.signature(made).parameters)
+    assert params == ["region", "service", "state_credentials"], params
+    assert moto_hooks._original_client_for is made  # the function moto really calls
+    with lambda_routes({"some-function": lambda name, event: None}):
+        first = lambda_eval_utils.boto_client_for(REGION, "lambda", None)
+        again = lambda_eval_utils.boto_client_for(region=REGION, service="lambda")
+        assert first is again
+        assert lambda_eval_utils.boto_client_for(REGION, "s3") is not first
+    assert lambda_eval_utils.boto_client_for is made  # restored afterwards
+    assert moto_hooks._clients == {}

@@ -379,3 +379,16 @@ def test_the_dashboard_shows_write_units_and_time_waited_on_the_cap():
     metrics = [m for w in widgets for m in w["properties"]["metrics"]]
     named = {m[1] for m in metrics if m and m[0] == "Sluice"}
     assert {"WriteUnits", "RateWaitSeconds"} <= named
+
+
+def test_auto_workers_are_processes_only_with_cores_to_spare(monkeypatch):
+    from sluice.local import runtime
+
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 2)
+    assert runtime.choose_workers("auto") == "threads"
+    assert LocalStack(workers="auto").workers == "threads"
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: runtime.PROCESS_WORKERS_FROM_CORES)
+    assert runtime.choose_workers("auto") == "processes"
+    assert runtime.choose_workers("threads") == "threads"
+    with pytest.raises(ValueError, match="'auto', 'threads' or 'processes', not 'fibres'"):
+        LocalStack(workers="fibres")

@@ -333,10 +333,10 @@ def _where_args(s) -> None:
 def _workers_arg(s) -> None:
     s.add_argument(
         "--workers",
-        choices=("processes", "threads"),
-        default="processes",
-        help="--local: run the stage consumers in worker processes, on every core (default), "
-        "or in threads of this process",
+        choices=("auto", "processes", "threads"),
+        default="auto",
+        help="--local: run the stage consumers in worker processes, on every core, or in "
+        "threads of this process (default auto: processes on 4 cores or more)",
     )
 
 

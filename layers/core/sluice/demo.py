@@ -150,7 +150,7 @@ def run_demo(scale: float = 1.0, workdir: Path = Path(".sluice/demo"), out=None)
             path,
             samples=2 if doc["target"]["kind"] == "dynamodb" else 0,
             out=out,
-            workers="processes",  # as `sluice run --local` runs it
+            workers="auto",  # as `sluice run --local` runs it
         )
         results.append((label, summary))
     ok = all(s["ok"] for _, s in results)

@@ -4,7 +4,11 @@
    Lambda Task states through moto's Lambda backend, which ends in
    `moto.awslambda.models.LambdaFunction.invoke(self, body, request_headers,
    response_headers)`. Replacing that method routes every invocation to a Python callable
-   (the real handler), keyed by function name.
+   (the real handler), keyed by function name. While routes are active, the interpreter's
+   Lambda client is made once per region and reused: moto 5.2.5 makes a new boto3 client
+   for every Lambda Task state it runs (`lambda_eval_utils.boto_client_for`, whose
+   credentials and settings are fixed), which parses botocore's service model again each
+   time: about 0.1 s of CPU for each poll of a run's progress.
 2. ImportTable items read as JSON. moto 5.2.5's import
    (`moto.dynamodb.models.table_import.TableImport._process_s3_files`) parses the staged
    DynamoDB JSON with py_partiql_parser's JsonParser, which leaves string escapes undecoded:
@@ -41,6 +45,9 @@ from moto.awslambda import models as _lambda_models
 from moto.core.utils import gzip_decompress
 from moto.dynamodb.models import table_import as _table_import
 from moto.glue import models as _glue_models
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+    lambda_eval_utils as _sfn_lambda,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_glue as _sfn_glue,
 )
@@ -73,12 +80,27 @@ def _dispatch(self, body, request_headers, response_headers):
     return json.dumps(result, default=str).encode()
 
 
+_original_client_for = _sfn_lambda.boto_client_for
+_clients: dict[tuple[str, str], object] = {}
+
+
+def _client_for(region: str, service: str, state_credentials=None):
+    """moto's boto_client_for, one client per region and service (its credentials and
+    settings are the same for every call)."""
+    with _lock:
+        key = (region, service)
+        if key not in _clients:
+            _clients[key] = _original_client_for(region=region, service=service)
+        return _clients[key]
+
+
 @contextmanager
 def lambda_routes(routes: dict[str, Invoke]):
     """While active, invoking a function named in `routes` calls routes[name](name, event)."""
     with _lock:
         _routes.update(routes)
         _lambda_models.LambdaFunction.invoke = _dispatch
+        _sfn_lambda.boto_client_for = _client_for
     try:
         yield
     finally:
@@ -87,6 +109,8 @@ def lambda_routes(routes: dict[str, Invoke]):
                 _routes.pop(name, None)
             if not _routes:
                 _lambda_models.LambdaFunction.invoke = _original
+                _sfn_lambda.boto_client_for = _original_client_for
+                _clients.clear()
 
 
 # ---------------------------------------------------------------- ImportTable items

@@ -93,7 +93,7 @@ def run_local(
     workers: str = "threads",
 ) -> dict[str, Any]:
     """Run one migration locally; returns the summary (also printed). `workers`: where the
-    stage consumers run, "threads" of this process or "processes" (LocalStack).
+    stage consumers run, "threads" of this process, "processes", or "auto" (LocalStack).
 
     When the run ends, its AWS state is saved under `state_dir` (LocalState): a run that did
     not succeed can be redriven and resumed from another shell."""

@@ -35,6 +35,24 @@ LOCAL_OVERRIDES = {"CreateMissingTables": "true", "PollSeconds": "1"}
 CONSUMERS = {"threads": {}, "processes": {"ExtractFunction": 2, "LoadFunction": 2}}
 
 
+# Worker processes cost CPU that threads do not: every S3, SQS and DynamoDB call crosses HTTP
+# (botocore and urllib3 in the worker, werkzeug in the runtime). Measured on 2 cores (1M rows
+# MySQL -> MySQL, bench/RESULTS.md): threads 18.4 s and 16.3 CPU-s, processes 21.2-21.8 s and
+# 21.4-21.9 CPU-s, the database server sharing the cores. With threads every stage shares the
+# runtime's one interpreter lock (one core); processes spread the stages' 13.5 CPU-s over the
+# others while the runtime keeps its 8, so they should win once there are cores to spare: a
+# model from these figures (no machine of more cores was measured), hence 4.
+PROCESS_WORKERS_FROM_CORES = 4
+
+
+def choose_workers(workers: str) -> str:
+    """ "auto": worker processes on a machine of PROCESS_WORKERS_FROM_CORES cores or more,
+    threads below; "threads" and "processes" as they are."""
+    if workers == "auto":
+        return "processes" if (os.cpu_count() or 1) >= PROCESS_WORKERS_FROM_CORES else "threads"
+    return workers
+
+
 def consumer_count(workers: str, function: str) -> int:
     """How many consumers each of `function`'s SQS event sources gets."""
     return CONSUMERS[workers].get(function, 1)
@@ -78,8 +96,9 @@ class LocalStack:
     ):
         # "threads": consumers in this process, where tests can reach into a handler;
         # "processes": in worker processes (workers.py), on every core, as Lambda runs them.
+        workers = choose_workers(workers)
         if workers not in CONSUMERS:
-            raise ValueError(f"workers: 'threads' or 'processes', not {workers!r}")
+            raise ValueError(f"workers: 'auto', 'threads' or 'processes', not {workers!r}")
         self.root = root or project_root()
         self.template = Template.load(self.root / "template.yaml")
         self.params = {
