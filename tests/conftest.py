@@ -161,11 +161,11 @@ def _wait_until_queues_empty(stack, timeout: float = 20) -> None:
     from sluice import aws
 
     sqs = aws.client("sqs")
-    urls = [stack.refs[queue] for queue in stack.template.queues]
+    urls = {queue: stack.refs[queue] for queue in stack.template.queues}
     deadline = time.monotonic() + timeout
     while True:
-        pending = 0
-        for url in urls:
+        pending, where = 0, {}
+        for queue, url in urls.items():
             attrs = sqs.get_queue_attributes(
                 QueueUrl=url,
                 AttributeNames=[
@@ -173,12 +173,15 @@ def _wait_until_queues_empty(stack, timeout: float = 20) -> None:
                     "ApproximateNumberOfMessagesNotVisible",
                 ],
             )["Attributes"]
-            pending += int(attrs["ApproximateNumberOfMessages"])
-            pending += int(attrs["ApproximateNumberOfMessagesNotVisible"])
+            n = int(attrs["ApproximateNumberOfMessages"])
+            n += int(attrs["ApproximateNumberOfMessagesNotVisible"])
+            pending += n
+            if n:
+                where[queue] = n
         if pending == 0:
             return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{pending} messages still queued after {timeout} s")
+            raise TimeoutError(f"{pending} messages still queued after {timeout} s: {where}")
         time.sleep(0.05)
 
 

@@ -7,6 +7,7 @@ imports the emulator."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -117,6 +118,9 @@ def consume(
             if not report_failures and failed_ids:
                 failed_ids = {m["MessageId"] for m in msgs}
         except Exception:  # an unhandled error fails the whole batch, as on Lambda
+            logging.getLogger("sluice.local").exception(
+                "%s: the invocation failed; its %d messages come back", function, len(msgs)
+            )
             failed_ids = {m["MessageId"] for m in msgs}
         if time.monotonic() - started > timeout:
             # Lambda ends an invocation at its timeout with an error and no response: what

@@ -410,7 +410,6 @@ class LocalStack:
         getattr(self.stats, kind)[key] += 1
 
     def _consume(self, lid: str, src) -> None:
-        route = self._route(lid)
         consume(
             url=self.refs[src.queue],
             arn=self.attrs[(src.queue, "Arn")],
@@ -418,7 +417,7 @@ class LocalStack:
             function=lid,
             batch_size=src.batch_size,
             report_failures=src.report_failures,
-            invoke=lambda event: route(lid, event),
+            invoke=lambda event: self.invoke(lid, event),  # through invoke, which tests wrap
             timeout=self.timeout_of(lid),
             stop=self._stop,
             count=self._count,
