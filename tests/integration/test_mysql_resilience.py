@@ -304,6 +304,30 @@ def test_a_failure_that_outlasts_the_retries_gives_up_naming_the_page(
     assert _source_rows(admin, target_db)["id"] == []  # every attempt was rolled back
 
 
+def _load_while_the_table_is_locked(
+    ctx, ref, connect, target_db: str, between_attempts, guard_seconds: float
+) -> dict:
+    """Load the page while another session holds its table (LOCK TABLES ... WRITE), released
+    after the load's first failure; the guard releases it after `guard_seconds` were the load
+    to wait without end (a failed test, not a hang)."""
+    holder, holder_lock = connect(), threading.Lock()
+    with holder.cursor() as cur:
+        cur.execute(f"LOCK TABLES `{target_db}`.wide WRITE")
+
+    def unlock() -> None:
+        with holder_lock, holder.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+
+    between_attempts.append(unlock)
+    guard = threading.Timer(guard_seconds, unlock)
+    guard.start()
+    try:
+        return stages.load_page(ctx, ref.key(staging.TRANSFORMED))
+    finally:
+        guard.cancel()
+        unlock()
+
+
 def test_a_load_waiting_for_its_tables_metadata_lock_gives_up_and_is_retried(
     unwired_stack, source, connect, new_database, between_attempts, monkeypatch
 ):
@@ -314,22 +338,10 @@ def test_a_load_waiting_for_its_tables_metadata_lock_gives_up_and_is_retried(
     admin, target_db = connect(), new_database("dst")
     ctx, ref = _extracted_and_transformed(src, target_db, page_size=3000)
     monkeypatch.setattr(mysql_target, "METADATA_LOCK_WAIT_SECONDS", 1)
-    holder, holder_lock = connect(), threading.Lock()
-    with holder.cursor() as cur:
-        cur.execute(f"LOCK TABLES `{target_db}`.wide WRITE")
 
-    def unlock() -> None:
-        with holder_lock, holder.cursor() as cur:
-            cur.execute("UNLOCK TABLES")
-
-    between_attempts.append(unlock)  # released after the first failure
-    guard = threading.Timer(60, unlock)  # were the wait unbounded: a failed test, not a hang
-    guard.start()
-    try:
-        out = stages.load_page(ctx, ref.key(staging.TRANSFORMED))
-    finally:
-        guard.cancel()
-        unlock()
+    out = _load_while_the_table_is_locked(
+        ctx, ref, connect, target_db, between_attempts, guard_seconds=60
+    )
 
     assert len(between_attempts.waits) == 1
     assert out["rows"] == 3000 and out["rejected"] == 0
@@ -341,28 +353,18 @@ def test_a_load_whose_socket_stays_silent_gives_up_and_is_retried(
 ):
     """The server says nothing to a load for longer than LOAD_SOCKET_TIMEOUT (here it waits
     for the table; a server gone in a failover never answers): the load gives up its
-    connection and the retry loads the page exactly, instead of waiting out the function."""
+    connection and the retry loads the page exactly, instead of waiting out the function.
+    Were the socket unbounded, the guard would free the table after 20 s and the load would
+    succeed at its first attempt: no retry, a failed test."""
     src = source(3000)
     admin, target_db = connect(), new_database("dst")
     ctx, ref = _extracted_and_transformed(src, target_db, page_size=3000)
     monkeypatch.setattr(db, "LOAD_SOCKET_TIMEOUT", 1)
     monkeypatch.setattr(mysql_target, "METADATA_LOCK_WAIT_SECONDS", 30)
-    holder, holder_lock = connect(), threading.Lock()
-    with holder.cursor() as cur:
-        cur.execute(f"LOCK TABLES `{target_db}`.wide WRITE")
 
-    def unlock() -> None:
-        with holder_lock, holder.cursor() as cur:
-            cur.execute("UNLOCK TABLES")
-
-    between_attempts.append(unlock)  # released after the first failure
-    guard = threading.Timer(20, unlock)  # were the socket unbounded: no retry, a failed test
-    guard.start()
-    try:
-        out = stages.load_page(ctx, ref.key(staging.TRANSFORMED))
-    finally:
-        guard.cancel()
-        unlock()
+    out = _load_while_the_table_is_locked(
+        ctx, ref, connect, target_db, between_attempts, guard_seconds=20
+    )
 
     assert len(between_attempts.waits) == 1
     assert out["rows"] == 3000 and out["rejected"] == 0

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 
+from sluice.local.consumer import Source
 from sluice.local.runtime import project_root
 from sluice.local.workers import WorkerPool, WorkerSpec
 
@@ -14,16 +15,18 @@ from sluice.local.workers import WorkerPool, WorkerSpec
 def _spec(function: str, code_uri: str) -> WorkerSpec:
     return WorkerSpec(
         root=str(project_root()),
-        function=function,
+        source=Source(
+            queue="ExtractQueue",
+            url="http://127.0.0.1:9/never-reached",
+            arn="arn:aws:sqs:us-east-1:123456789012:never-reached",
+            function=function,
+            batch_size=1,
+            report_failures=True,
+            timeout=30,
+        ),
         function_name=f"local-{function}",
         code_uri=code_uri,
         handler="app.lambda_handler",
-        timeout=30,
-        queue="ExtractQueue",
-        url="http://127.0.0.1:9/never-reached",
-        arn="arn:aws:sqs:us-east-1:123456789012:never-reached",
-        batch_size=1,
-        report_failures=True,
         log=None,
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import io
 import json
+import threading
 import zipfile
 
 import boto3
@@ -216,3 +217,132 @@ def test_step_functions_lambda_client_is_made_once_while_routes_are_active(aws_m
         assert lambda_eval_utils.boto_client_for(REGION, "s3") is not first
     assert lambda_eval_utils.boto_client_for is made  # restored afterwards
     assert moto_hooks._clients == {}
+
+
+# ---------------------------------------------------------------- one call at a time
+
+
+def _overlap(monkeypatch, cls, first: str, second: str, call_first, call_second) -> bool:
+    """Whether moto lets `call_second()` (which reaches cls.second) into its backend while a
+    `call_first()` on another thread (which reaches cls.first) is still inside it. The first
+    call waits there up to 1 s for the second to arrive."""
+    inside, arrived = threading.Event(), threading.Event()
+    seen: list[bool] = []
+    original_first, original_second = getattr(cls, first), getattr(cls, second)
+
+    def waiting_first(self, *args, **kwargs):
+        inside.set()
+        seen.append(arrived.wait(timeout=1))
+        return original_first(self, *args, **kwargs)
+
+    def arriving_second(self, *args, **kwargs):
+        arrived.set()
+        return original_second(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, first, waiting_first)
+    monkeypatch.setattr(cls, second, arriving_second)
+    errors: list[Exception] = []
+
+    def run_first() -> None:
+        try:
+            call_first()
+        except Exception as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    assert inside.wait(timeout=10), "the first call never reached the backend"
+    call_second()
+    thread.join()
+    assert not errors, errors[0]
+    return seen == [True]
+
+
+def _manifest_calls():
+    client = boto3.client("dynamodb", region_name=REGION)
+    client.create_table(
+        TableName="manifest",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    key = {"pk": {"S": "RUN#r"}, "sk": {"S": "PAGE#000001"}}
+    client.put_item(TableName="manifest", Item=key)
+
+    def query():  # a progress poll
+        client.query(
+            TableName="manifest",
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "RUN#r"}},
+        )
+
+    def update():  # a page's load recorded, adding attributes to the item
+        client.update_item(
+            TableName="manifest",
+            Key=key,
+            UpdateExpression="SET loaded = :n",
+            ExpressionAttributeValues={":n": {"N": "16"}},
+        )
+
+    return query, update
+
+
+def _staging_calls():
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="staging")
+
+    def list_pages():
+        s3.list_objects_v2(Bucket="staging", Prefix="pages/")
+
+    def put_page():
+        s3.put_object(Bucket="staging", Key="pages/000001.parquet", Body=b"x")
+
+    return list_pages, put_page
+
+
+def test_moto_lets_a_query_and_an_update_into_dynamodb_at_once(aws_mock, monkeypatch):
+    """Why hook 4 exists: moto's DynamoDB holds no lock, and a Query deep-copying an item
+    while an UpdateItem adds to it fails ("dictionary changed size during iteration", as a
+    local run's progress poll did in CI). When this fails, moto may lock by itself."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    query, update = _manifest_calls()
+    assert _overlap(monkeypatch, DynamoDBBackend, "query", "update_item", query, update)
+
+
+def test_with_the_hook_a_dynamodb_update_waits_for_a_query_in_progress(aws_mock, monkeypatch):
+    from moto.dynamodb.models import DynamoDBBackend
+
+    query, update = _manifest_calls()
+    with moto_hooks.one_call_at_a_time():
+        overlapped = _overlap(monkeypatch, DynamoDBBackend, "query", "update_item", query, update)
+    assert not overlapped
+
+
+def test_with_the_hook_an_s3_put_waits_for_a_listing_in_progress(aws_mock, monkeypatch):
+    from moto.s3.models import S3Backend
+
+    list_pages, put_page = _staging_calls()
+    assert _overlap(monkeypatch, S3Backend, "list_objects", "put_object", list_pages, put_page)
+    with moto_hooks.one_call_at_a_time():
+        overlapped = _overlap(
+            monkeypatch, S3Backend, "list_objects", "put_object", list_pages, put_page
+        )
+    assert not overlapped
+
+
+def test_leaving_the_hook_restores_moto_s_methods():
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.s3.responses import S3Response
+
+    before = (DynamoHandler.call_action, S3Response.key_response)
+    with moto_hooks.one_call_at_a_time(), moto_hooks.one_call_at_a_time():
+        assert DynamoHandler.call_action.__wrapped__ is before[0]
+        assert S3Response.key_response.__wrapped__ is before[1]
+    assert (DynamoHandler.call_action, S3Response.key_response) == before

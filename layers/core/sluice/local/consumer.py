@@ -50,6 +50,19 @@ class LambdaContext:
         return max(0, int((self.timeout - (time.monotonic() - self.started)) * 1000))
 
 
+@dataclass(frozen=True)
+class Source:
+    """An SQS event source mapping: the queue, and the function its messages go to."""
+
+    queue: str  # logical id
+    url: str
+    arn: str
+    function: str  # logical id
+    batch_size: int
+    report_failures: bool  # ReportBatchItemFailures
+    timeout: float  # the function's, in seconds
+
+
 def load_handler(root: Path, code_uri: str, handler: str, logical_id: str) -> Callable:
     """A function's handler, its module loaded from the function's folder."""
     module_name, func_name = handler.rsplit(".", 1)
@@ -75,30 +88,26 @@ def sqs_record(m: dict, arn: str) -> dict:
 
 
 def consume(
+    source: Source,
     *,
-    url: str,
-    arn: str,
-    queue: str,
-    function: str,
-    batch_size: int,
-    report_failures: bool,
     invoke: Callable[[dict], object],
-    timeout: float,
     stop,
     count: Callable[[str, str], None],
     wait_seconds: int = 0,
 ) -> None:
-    """Handle `url`'s messages until `stop` (an Event) is set.
+    """Handle `source`'s messages until `stop` (an Event) is set.
 
     `invoke(event)` calls the handler; `count(kind, key)` records what happened: "consumed"
-    and "failed" per queue (logical id `queue`), "timed_out" per function (`function`). `wait_seconds` is
-    the receive's long poll (0: poll every 50 ms, for an emulator in the same process)."""
+    and "failed" per queue (its logical id), "timed_out" per function (its logical id).
+    `wait_seconds` is the receive's long poll (0: poll every 50 ms, for an emulator in the
+    same process)."""
+    url = source.url
     sqs = aws.client("sqs")
     while not stop.is_set():
         try:
             msgs = sqs.receive_message(
                 QueueUrl=url,
-                MaxNumberOfMessages=min(10, batch_size),
+                MaxNumberOfMessages=min(10, source.batch_size),
                 WaitTimeSeconds=wait_seconds,
                 AttributeNames=["All"],
             ).get("Messages", [])
@@ -110,33 +119,33 @@ def consume(
             if not wait_seconds:
                 stop.wait(0.05)
             continue
-        event = {"Records": [sqs_record(m, arn) for m in msgs]}
+        event = {"Records": [sqs_record(m, source.arn) for m in msgs]}
         started = time.monotonic()
         try:
             resp = invoke(event) or {}
             failed_ids = {f["itemIdentifier"] for f in resp.get("batchItemFailures", [])}
-            if not report_failures and failed_ids:
+            if not source.report_failures and failed_ids:
                 failed_ids = {m["MessageId"] for m in msgs}
         except Exception:  # an unhandled error fails the whole batch, as on Lambda
             logging.getLogger("sluice.local").exception(
-                "%s: the invocation failed; its %d messages come back", function, len(msgs)
+                "%s: the invocation failed; its %d messages come back", source.function, len(msgs)
             )
             failed_ids = {m["MessageId"] for m in msgs}
-        if time.monotonic() - started > timeout:
+        if time.monotonic() - started > source.timeout:
             # Lambda ends an invocation at its timeout with an error and no response: what
             # the handler did by then stays done, and every message of the batch comes back,
             # those it had finished too. (A thread cannot be stopped, so here the handler
             # runs on; only its response is discarded.)
-            count("timed_out", function)
+            count("timed_out", source.function)
             failed_ids = {m["MessageId"] for m in msgs}
         for m in msgs:
             if m["MessageId"] in failed_ids:
-                count("failed", queue)
+                count("failed", source.queue)
                 sqs.change_message_visibility(
                     QueueUrl=url,
                     ReceiptHandle=m["ReceiptHandle"],
                     VisibilityTimeout=RETRY_DELAY_SECONDS,
                 )
             else:
-                count("consumed", queue)
+                count("consumed", source.queue)
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])

@@ -1,4 +1,4 @@
-"""The one place that touches moto internals: three hooks the local runtime needs.
+"""The one place that touches moto internals: four hooks the local runtime needs.
 
 1. Lambda invocations dispatched in-process. moto's Step Functions interpreter invokes
    Lambda Task states through moto's Lambda backend, which ends in
@@ -8,7 +8,8 @@
    Lambda client is made once per region and reused: moto 5.2.5 makes a new boto3 client
    for every Lambda Task state it runs (`lambda_eval_utils.boto_client_for`, whose
    credentials and settings are fixed), which parses botocore's service model again each
-   time: about 0.1 s of CPU for each poll of a run's progress.
+   time (an estimate, not measured alone: about 0.1 s of CPU for each poll of a run's
+   progress, from 1.67 s of client-making CPU over a run's 13-15 polls).
 2. ImportTable items read as JSON. moto 5.2.5's import
    (`moto.dynamodb.models.table_import.TableImport._process_s3_files`) parses the staged
    DynamoDB JSON with py_partiql_parser's JsonParser, which leaves string escapes undecoded:
@@ -28,9 +29,19 @@
    supported patterns (`state_task_service_glue._SUPPORTED_INTEGRATION_PATTERNS`, the set
    every instance shares) include WaitForTaskToken, so the endpoint exists and the task
    ends with the run's own state (tests/unit/test_moto_glue_hooks.py).
+4. DynamoDB and S3 calls one at a time. moto's backends hold no lock of their own: a Query
+   deep-copies each item it returns while an UpdateItem on another thread adds attributes to
+   the same item in place, and a ListObjects walks a bucket's keys while a PutObject adds
+   one; either ends in "RuntimeError: dictionary changed size during iteration". The local
+   runtime makes such calls from several threads at once (its progress polls, the thread
+   consumers, and the HTTP server's request threads for worker processes), so while active
+   every DynamoDB action (`DynamoHandler.call_action`) and every S3 bucket or object request
+   (`S3Response.bucket_response`, `key_response`, `ambiguous_response`) holds one re-entrant
+   lock. SQS is left out: its ReceiveMessage waits for messages inside the call, and its
+   queues lock their own messages. (tests/unit/test_moto_hooks.py)
 
-tests/unit/test_moto_hooks.py fails loudly if a moto upgrade moves either, and tells when
-moto's own import stops needing the second.
+tests/unit/test_moto_hooks.py fails loudly if a moto upgrade moves a patched method, and
+tells when moto's own import stops needing the second hook.
 """
 
 from __future__ import annotations
@@ -43,8 +54,10 @@ from contextlib import contextmanager
 
 from moto.awslambda import models as _lambda_models
 from moto.core.utils import gzip_decompress
+from moto.dynamodb import responses as _dynamodb_responses
 from moto.dynamodb.models import table_import as _table_import
 from moto.glue import models as _glue_models
+from moto.s3 import responses as _s3_responses
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
     lambda_eval_utils as _sfn_lambda,
 )
@@ -153,7 +166,8 @@ def _process_s3_files_as_json(self, s3_backend, bucket) -> None:
             self.processed_count += 1
             self.processed_bytes += len(line)
             try:
-                self.table.put_item(item_attrs=json.loads(line)["Item"])
+                with _one_call:  # the import's thread writes while calls read
+                    self.table.put_item(item_attrs=json.loads(line)["Item"])
                 self.imported_count += 1
             except Exception as e:  # as moto: an item's error is counted, the import goes on
                 self.failure_message = str(e)
@@ -249,3 +263,46 @@ def glue_job_routes(routes: dict[str, GlueJob]):
                 if _glue_patterns_added:
                     patterns.discard(_Condition.WaitForTaskToken)
                     _glue_patterns_added = False
+
+
+# ---------------------------------------------------------------- DynamoDB and S3 calls
+
+_one_call = threading.RLock()
+_serialized = {
+    (
+        _dynamodb_responses.DynamoHandler,
+        "call_action",
+    ): _dynamodb_responses.DynamoHandler.call_action,
+    (_s3_responses.S3Response, "bucket_response"): _s3_responses.S3Response.bucket_response,
+    (_s3_responses.S3Response, "key_response"): _s3_responses.S3Response.key_response,
+    (_s3_responses.S3Response, "ambiguous_response"): _s3_responses.S3Response.ambiguous_response,
+}
+_serialized_users = 0
+
+
+def _one_at_a_time(method: Callable) -> Callable:
+    def serialized(*args, **kwargs):
+        with _one_call:
+            return method(*args, **kwargs)
+
+    serialized.__wrapped__ = method
+    return serialized
+
+
+@contextmanager
+def one_call_at_a_time():
+    """While active, moto's DynamoDB and S3 handle one call at a time (see above)."""
+    global _serialized_users
+    with _lock:
+        _serialized_users += 1
+        if _serialized_users == 1:
+            for (cls, name), method in _serialized.items():
+                setattr(cls, name, _one_at_a_time(method))
+    try:
+        yield
+    finally:
+        with _lock:
+            _serialized_users -= 1
+            if not _serialized_users:
+                for (cls, name), method in _serialized.items():
+                    setattr(cls, name, method)

@@ -21,8 +21,8 @@ from typing import Any
 
 from .. import aws
 from .bulk_runner import LocalBulkRunner, create_glue_jobs
-from .consumer import ACCOUNT, LambdaContext, consume, load_handler
-from .moto_hooks import glue_job_routes, import_items_as_json, lambda_routes
+from .consumer import ACCOUNT, LambdaContext, Source, consume, load_handler
+from .moto_hooks import glue_job_routes, import_items_as_json, lambda_routes, one_call_at_a_time
 from .template import Function, Resolver, Template
 
 LOCAL_OVERRIDES = {"CreateMissingTables": "true", "PollSeconds": "1"}
@@ -37,8 +37,8 @@ CONSUMERS = {"threads": {}, "processes": {"ExtractFunction": 2, "LoadFunction": 
 
 # Worker processes cost CPU that threads do not: every S3, SQS and DynamoDB call crosses HTTP
 # (botocore and urllib3 in the worker, werkzeug in the runtime). Measured on 2 cores (1M rows
-# MySQL -> MySQL, bench/RESULTS.md): threads 18.4 s and 16.3 CPU-s, processes 21.2-21.8 s and
-# 21.4-21.9 CPU-s, the database server sharing the cores. With threads every stage shares the
+# MySQL -> MySQL, alternating runs, bench/RESULTS.md): threads 18.4-26.2 s and 16.3-22.8 CPU-s,
+# processes 21.2-27.0 s and 21.4-28.8 CPU-s, the database server sharing the cores. With threads every stage shares the
 # runtime's one interpreter lock (one core); processes spread the stages' 13.5 CPU-s over the
 # others while the runtime keeps its 8, so they should win once there are cores to spare: a
 # model from these figures (no machine of more cores was measured), hence 4.
@@ -143,6 +143,7 @@ class LocalStack:
         # Lambda stays on moto's full backend (not lambda_simple): its invoke is what moto_hooks replaces.
         mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._exit.enter_context(mock)
+        self._exit.enter_context(one_call_at_a_time())  # its threads share moto's backends
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's request lines
         if self.workers == "processes" and self.consumers:
             from .workers import WorkerPool
@@ -409,16 +410,21 @@ class LocalStack:
     def _count(self, kind: str, key: str) -> None:
         getattr(self.stats, kind)[key] += 1
 
-    def _consume(self, lid: str, src) -> None:
-        consume(
+    def _source(self, lid: str, src) -> Source:
+        return Source(
+            queue=src.queue,
             url=self.refs[src.queue],
             arn=self.attrs[(src.queue, "Arn")],
-            queue=src.queue,
             function=lid,
             batch_size=src.batch_size,
             report_failures=src.report_failures,
-            invoke=lambda event: self.invoke(lid, event),  # through invoke, which tests wrap
             timeout=self.timeout_of(lid),
+        )
+
+    def _consume(self, lid: str, src) -> None:
+        consume(
+            self._source(lid, src),
+            invoke=lambda event: self.invoke(lid, event),  # through invoke, which tests wrap
             stop=self._stop,
             count=self._count,
         )
@@ -440,16 +446,10 @@ class LocalStack:
         specs = [
             WorkerSpec(
                 root=str(self.root),
-                function=lid,
+                source=self._source(lid, src),
                 function_name=self.function_names[lid],
                 code_uri=fn.code_uri,
                 handler=fn.handler,
-                timeout=self.timeout_of(lid),
-                queue=src.queue,
-                url=self.refs[src.queue],
-                arn=self.attrs[(src.queue, "Arn")],
-                batch_size=src.batch_size,
-                report_failures=src.report_failures,
                 log=getattr(log, "name", None),
             )
             for lid, fn in self.template.functions.items()

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .consumer import Source
+
 STOP_SECONDS = 30  # how long a worker may take to finish its batch once told to stop
 
 
@@ -35,17 +37,15 @@ class WorkerSpec:
     goes."""
 
     root: str
-    function: str  # logical id
+    source: Source
     function_name: str
     code_uri: str
     handler: str
-    timeout: float
-    queue: str  # logical id
-    url: str
-    arn: str
-    batch_size: int
-    report_failures: bool
     log: str | None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> WorkerSpec:
+        return cls(**{**d, "source": Source(**d["source"])})
 
 
 class WorkerPool:
@@ -141,25 +141,14 @@ def _serve(spec: WorkerSpec, events: int) -> None:
     from .consumer import LambdaContext, consume, load_handler
 
     aws.reset_clients()
-    handler = load_handler(Path(spec.root), spec.code_uri, spec.handler, spec.function)
+    source = spec.source
+    handler = load_handler(Path(spec.root), spec.code_uri, spec.handler, source.function)
 
     def invoke(event: dict) -> object:
-        emit("invocations", spec.function)
-        return handler(event, LambdaContext(spec.function_name, timeout=spec.timeout))
+        emit("invocations", source.function)
+        return handler(event, LambdaContext(spec.function_name, timeout=source.timeout))
 
-    consume(
-        url=spec.url,
-        arn=spec.arn,
-        queue=spec.queue,
-        function=spec.function,
-        batch_size=spec.batch_size,
-        report_failures=spec.report_failures,
-        invoke=invoke,
-        timeout=spec.timeout,
-        stop=stop,
-        count=emit,
-        wait_seconds=1,
-    )
+    consume(source, invoke=invoke, stop=stop, count=emit, wait_seconds=1)
     sys.stdout.flush()
 
 
@@ -180,7 +169,7 @@ def main() -> None:
     order = json.loads(line)
     os.environ.clear()
     os.environ.update(order["environment"])
-    specs = [WorkerSpec(**s) for s in order["specs"]]
+    specs = [WorkerSpec.from_dict(s) for s in order["specs"]]
     events = os.dup(sys.stdout.fileno())
     children: dict[int, WorkerSpec] = {}
     for spec in specs:
@@ -205,7 +194,7 @@ def main() -> None:
                 return
             spec = children.pop(pid)
             if report:
-                os.write(events, json.dumps(["exit", spec.function]).encode() + b"\n")
+                os.write(events, json.dumps(["exit", spec.source.function]).encode() + b"\n")
 
     while True:  # until the runtime closes stdin; a worker that dies is reported meanwhile
         ready, _, _ = select.select([0], [], [], 0.2)
