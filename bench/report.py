@@ -16,7 +16,7 @@ TARGETS = {
     "writer": ("≥ 80k items/s, ≥ 6x batch_writer", 80_000),
 }
 STAGE_ORDER = [
-    ("extract", "fetch", "read_page", "write_arrow"),
+    ("extract", "fetch", "fetch_pymysql", "read_page", "write_arrow"),
     ("t_mysql",),
     ("t_ddb", "gzip"),
     ("load", "encode"),
@@ -281,6 +281,7 @@ def chart(r: dict, path: Path) -> None:
     keys = [
         "extract",
         "fetch",
+        "fetch_pymysql",
         "read_page",
         "write_arrow",
         "t_mysql",

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from . import rowlines
 from .errors import SluiceError
+from .fetch import fetch_lines
 from .sql import q, qualified
 from .types import Column, arrow_schema
 
@@ -182,10 +183,10 @@ def read_page(
 ) -> Iterator[pa.RecordBatch]:
     """Stream the rows lo < key <= hi as Arrow record batches of at most `chunk_rows`.
 
-    The server joins each row into one line (sluice.rowlines), so the driver decodes one
-    value a row, and Arrow cuts the lines into the columns the text protocol would have sent
-    and types each column in one vectorised cast, exactly, with no per-value Python
-    conversion. From a row too long for one line (past the server's max_allowed_packet), or a
+    The server joins each row into one line (sluice.rowlines), which is read straight off the
+    connection's buffer (sluice.fetch) rather than through pymysql's per-row Python; Arrow
+    cuts the lines into the columns the text protocol would have sent and types each column
+    in one vectorised cast, exactly, with no per-value Python conversion. From a row too long for one line (past the server's max_allowed_packet), or a
     chunk whose lines do not match their headers, the rest of the page is read column by
     column (page_query), which gives the same values.
     `raw_conn` should return values undecoded (db.connect(raw=True)).
@@ -197,8 +198,8 @@ def read_page(
     cur = raw_conn.cursor(_unbuffered(raw_conn))
     try:
         cur.execute(sql, params)
-        while rows := cur.fetchmany(chunk_rows):
-            lines = pa.array([r[0] for r in rows], type=pa.large_binary())
+        while values := fetch_lines(cur, chunk_rows):
+            lines = pa.array(values, type=pa.large_binary())
             if lines.null_count:  # too long for one line: this row on, column by column
                 by_columns = True
                 lines = lines.slice(0, pc.index(pc.is_null(lines), True).as_py())
