@@ -139,13 +139,14 @@ VIEW_SAMPLE_ROWS = 1000
 
 # The CPU assumption: rows (items) one CPU-second moves through each stage of a page on the
 # Lambda path, rounded down from `make bench`'s per-stage rows per CPU-second on a 2-core AMD
-# EPYC (the 1,000,000-row orders table, pages of 50,000): extract and the DynamoDB transform
-# after their 2026-11-25 steps (bench/RESULTS.md, "Steps": 413-448k and 1.18-1.25M, load
-# average 1.3), the others from the runs of that day. The bench prints its own measurement
-# beside each on every run; the machine's speed moves between runs (its "Python reference
-# loop" line), so read the ratios of one run together.
+# EPYC (the 1,000,000-row orders table, pages of 50,000): the DynamoDB transform after its
+# 2026-11-25 step (bench/RESULTS.md, "Steps": 1.18-1.25M, load average 1.3), the others
+# from the runs of that day; extract after the 2026-11-26 step (sluice.fetch), scaled by the
+# DynamoDB transform's figure of the same run (897k beside 1.26M: 780k at 1.1M). The bench
+# prints its own measurement beside each on every run; the machine's speed moves between
+# runs (its "Python reference loop" line), so read the ratios of one run together.
 ROWS_PER_CPU_SECOND = {
-    "extract": 400_000,  # source.read_page (one server-built line a row) + staging.write_arrow
+    "extract": 750_000,  # source.read_page (one server-built line a row) + staging.write_arrow
     "transform_dynamodb": 1_100_000,  # to_dynamodb_items
     "gzip": 800_000,  # staging.gzip_lines: the items staged for either way
     "load_dynamodb": 150_000,  # BatchWriteItem over HTTP, client CPU (the write way only)
