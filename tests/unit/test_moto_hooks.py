@@ -9,6 +9,7 @@ import inspect
 import io
 import json
 import threading
+import time
 import zipfile
 
 import boto3
@@ -346,3 +347,35 @@ def test_leaving_the_hook_restores_moto_s_methods():
         assert DynamoHandler.call_action.__wrapped__ is before[0]
         assert S3Response.key_response.__wrapped__ is before[1]
     assert (DynamoHandler.call_action, S3Response.key_response) == before
+
+
+# ---------------------------------------------------------------- waiting for messages
+
+
+def test_moto_queues_still_have_what_the_message_waiter_uses():
+    from moto.sqs.models import Queue
+
+    assert callable(getattr(Queue, "wait_for_messages", None)), "Queue.wait_for_messages is gone"
+    assert isinstance(getattr(Queue, "messages", None), property), "Queue.messages is gone"
+
+
+def test_a_message_waiter_waits_for_a_send_and_wakes_on_it(aws_mock):
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="stage")["QueueUrl"]
+    wait = moto_hooks.message_waiter(url, REGION)
+
+    assert wait(0.05) is False  # nothing sent: it gives up after its time
+
+    sender = threading.Timer(0.2, lambda: sqs.send_message(QueueUrl=url, MessageBody="page"))
+    started = time.monotonic()
+    sender.start()
+    try:
+        assert wait(30) is True
+    finally:
+        sender.join()
+    assert time.monotonic() - started < 10  # woken by the send, not by the 30 s running out
+
+    assert wait(0) is True  # still there until received
+    (msg,) = sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"]
+    assert msg["Body"] == "page"
+    assert wait(0.05) is False  # in flight: not visible

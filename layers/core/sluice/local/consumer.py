@@ -17,6 +17,7 @@ from pathlib import Path
 from .. import aws
 
 ACCOUNT = "123456789012"
+IDLE_SECONDS = 0.05  # how long an idle consumer waits before it looks again, and sees `stop`
 RETRY_DELAY_SECONDS = (
     1  # a failed message reappears after this, not the deployed visibility timeout
 )
@@ -94,16 +95,20 @@ def consume(
     stop,
     count: Callable[[str, str], None],
     wait_seconds: int = 0,
+    ready: Callable[[float], bool] | None = None,
 ) -> None:
     """Handle `source`'s messages until `stop` (an Event) is set.
 
     `invoke(event)` calls the handler; `count(kind, key)` records what happened: "consumed"
     and "failed" per queue (its logical id), "timed_out" per function (its logical id).
-    `wait_seconds` is the receive's long poll (0: poll every 50 ms, for an emulator in the
-    same process)."""
+    With the emulator in the same process, `ready(seconds)` (moto_hooks.message_waiter)
+    waits for a visible message rather than receiving from an empty queue; otherwise
+    `wait_seconds` is the receive's long poll (0: poll every IDLE_SECONDS)."""
     url = source.url
     sqs = aws.client("sqs")
     while not stop.is_set():
+        if ready is not None and not ready(IDLE_SECONDS):
+            continue  # nothing to receive yet; `stop` is checked again
         try:
             msgs = sqs.receive_message(
                 QueueUrl=url,
@@ -116,8 +121,8 @@ def consume(
                 return
             raise
         if not msgs:
-            if not wait_seconds:
-                stop.wait(0.05)
+            if not wait_seconds and ready is None:
+                stop.wait(IDLE_SECONDS)
             continue
         event = {"Records": [sqs_record(m, source.arn) for m in msgs]}
         started = time.monotonic()

@@ -1,4 +1,4 @@
-"""The one place that touches moto internals: four hooks the local runtime needs.
+"""The one place that touches moto internals: the hooks the local runtime needs.
 
 1. Lambda invocations dispatched in-process. moto's Step Functions interpreter invokes
    Lambda Task states through moto's Lambda backend, which ends in
@@ -39,6 +39,12 @@
    (`S3Response.bucket_response`, `key_response`, `ambiguous_response`) holds one re-entrant
    lock. SQS is left out: its ReceiveMessage waits for messages inside the call, and its
    queues lock their own messages. (tests/unit/test_moto_hooks.py)
+5. Waiting for a queue's messages without asking. The thread consumers share the emulator's
+   process; each empty ReceiveMessage through botocore costs about a millisecond of the
+   interpreter they all share, many times a second per idle queue. `message_waiter` waits
+   on the queue's own condition instead (`moto.sqs.models.Queue.wait_for_messages`, which
+   every SendMessage notifies), so an idle consumer costs nothing and a new message wakes
+   it at once; the consumer then receives it through the API as before.
 
 tests/unit/test_moto_hooks.py fails loudly if a moto upgrade moves a patched method, and
 tells when moto's own import stops needing the second hook.
@@ -306,3 +312,24 @@ def one_call_at_a_time():
             if not _serialized_users:
                 for (cls, name), method in _serialized.items():
                     setattr(cls, name, method)
+
+
+# ---------------------------------------------------------------- waiting for messages
+
+
+def message_waiter(queue_url: str, region: str) -> Callable[[float], bool]:
+    """wait(seconds) -> whether the queue at `queue_url` (in this process's emulator, its
+    URL ending in /ACCOUNT/NAME) holds a visible message, waiting up to `seconds` for one to
+    be sent."""
+    from moto.sqs.models import sqs_backends
+
+    account, name = queue_url.rstrip("/").rsplit("/", 2)[-2:]
+    queue = sqs_backends[account][region].get_queue(name)
+
+    def wait(seconds: float) -> bool:
+        if queue.messages:
+            return True
+        queue.wait_for_messages(seconds)
+        return bool(queue.messages)
+
+    return wait

@@ -22,7 +22,13 @@ from typing import Any
 from .. import aws
 from .bulk_runner import LocalBulkRunner, create_glue_jobs
 from .consumer import ACCOUNT, LambdaContext, Source, consume, load_handler
-from .moto_hooks import glue_job_routes, import_items_as_json, lambda_routes, one_call_at_a_time
+from .moto_hooks import (
+    glue_job_routes,
+    import_items_as_json,
+    lambda_routes,
+    message_waiter,
+    one_call_at_a_time,
+)
 from .template import Function, Resolver, Template
 
 LOCAL_OVERRIDES = {"CreateMissingTables": "true", "PollSeconds": "1"}
@@ -422,11 +428,13 @@ class LocalStack:
         )
 
     def _consume(self, lid: str, src) -> None:
+        source = self._source(lid, src)
         consume(
-            self._source(lid, src),
+            source,
             invoke=lambda event: self.invoke(lid, event),  # through invoke, which tests wrap
             stop=self._stop,
             count=self._count,
+            ready=message_waiter(source.url, aws.region()),
         )
 
     def _start_worker_processes(self) -> None:
