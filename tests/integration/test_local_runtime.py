@@ -115,3 +115,21 @@ def test_init_for_dynamodb_covers_every_table_and_the_view(demo_source, mysql_en
     # The starter contract also holds against the live schema.
     live = sluice_cli("validate", "--live", str(path))
     assert live.returncode == 0, live.stderr
+
+
+def test_the_local_functions_are_created_as_the_template_declares_them(local_stack):
+    """Name, handler, timeout and runtime of each function in the emulator, from
+    template.yaml (its Globals, then the function's own properties)."""
+    from sluice import aws
+    from sluice.local.template import load_yaml
+
+    doc = load_yaml(local_stack.root / "template.yaml")
+    glob = doc["Globals"]["Function"]
+    lam = aws.client("lambda")
+    for lid, fn in local_stack.template.functions.items():
+        props = doc["Resources"][lid]["Properties"]
+        conf = lam.get_function(FunctionName=local_stack.function_names[lid])["Configuration"]
+        assert conf["Runtime"] == props.get("Runtime", glob["Runtime"]), lid
+        assert conf["Handler"] == props.get("Handler", glob.get("Handler")), lid
+        assert conf["Timeout"] == int(props.get("Timeout", glob["Timeout"])), lid
+        assert conf["Timeout"] == fn.timeout, lid

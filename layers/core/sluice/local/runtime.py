@@ -339,7 +339,7 @@ class LocalStack:
         for lid, fn in self.template.functions.items():
             lam.create_function(
                 FunctionName=self.function_names[lid],
-                Runtime="python3.11",
+                Runtime=fn.runtime,
                 Role=role,
                 Handler=fn.handler,
                 Code={"ZipFile": zbuf.getvalue()},

@@ -72,6 +72,7 @@ class Function:
     timeout: int
     environment: dict[str, Any]
     sqs_sources: tuple[SqsSource, ...]
+    runtime: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,7 @@ class Template:
                     int(props.get("Timeout", glob.get("Timeout", 3))),
                     env,
                     sources,
+                    props.get("Runtime", glob.get("Runtime")),
                 )
             elif res["Type"] == "AWS::SQS::Queue":
                 rp = props.get("RedrivePolicy")
