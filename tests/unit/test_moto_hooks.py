@@ -210,8 +210,8 @@ def test_step_functions_lambda_client_is_made_once_while_routes_are_active(aws_m
     made = lambda_eval_utils.boto_client_for
     params = list(inspect.signature(made).parameters)
     assert params == ["region", "service", "state_credentials"], params
-    assert moto_hooks._original_client_for is made  # the function moto really calls
     with lambda_routes({"some-function": lambda name, event: None}):
+        assert moto_hooks._original_client_for is made  # the function moto really calls
         first = lambda_eval_utils.boto_client_for(REGION, "lambda", None)
         again = lambda_eval_utils.boto_client_for(region=REGION, service="lambda")
         assert first is again
@@ -379,3 +379,31 @@ def test_a_message_waiter_waits_for_a_send_and_wakes_on_it(aws_mock):
     (msg,) = sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"]
     assert msg["Body"] == "page"
     assert wait(0.05) is False  # in flight: not visible
+
+
+# ---------------------------------------------------------------- model loaders
+
+
+def test_while_shared_sessions_and_moto_read_each_model_through_one_loader():
+    import botocore.session
+    from moto.core import utils as moto_utils
+    from moto.core.loaders import Loader as MotoLoader
+
+    def loaders():
+        a, b = botocore.session.Session(), botocore.session.Session()
+        return a.get_component("data_loader"), b.get_component("data_loader")
+
+    first, second = loaders()
+    assert first is not second  # botocore's own way: a loader per session
+    with moto_hooks.shared_model_loaders():
+        first, second = loaders()
+        assert first is second
+        assert moto_utils.create_loader() is moto_utils.create_loader()
+        assert isinstance(moto_utils.create_loader(), MotoLoader)  # moto's extras kept
+        model = first.load_service_model("sqs", "service-2")
+        assert second.load_service_model("sqs", "service-2") is model  # decoded once
+        sqs = boto3.Session(region_name=REGION).client("sqs")
+        assert sqs.meta.service_model.service_name == "sqs"
+    first, second = loaders()
+    assert first is not second  # restored
+    assert moto_utils.create_loader() is not moto_utils.create_loader()

@@ -45,6 +45,13 @@
    on the queue's own condition instead (`moto.sqs.models.Queue.wait_for_messages`, which
    every SendMessage notifies), so an idle consumer costs nothing and a new message wakes
    it at once; the consumer then receives it through the API as before.
+6. One model loader per search path. Every botocore Session makes its own Loader
+   (`botocore.session.create_loader`), and moto makes a new one for each model it reads
+   (`moto.core.utils.create_loader`), so the same service models are decoded from JSON
+   again and again: importing moto's Step Functions interpreter alone makes three Sessions
+   that each read EC2's endpoints, and moto and sluice's clients each read every service
+   model. While active, both factories hand out one Loader per search path (its cache
+   keeps each model it decoded), which took a local stack's start from 2.1 to 1.3 s.
 
 tests/unit/test_moto_hooks.py fails loudly if a moto upgrade moves a patched method, and
 tells when moto's own import stops needing the second hook.
@@ -58,21 +65,32 @@ import traceback
 from collections.abc import Callable
 from contextlib import contextmanager
 
+import botocore.session
 from moto.awslambda import models as _lambda_models
+from moto.core import utils as _moto_utils
 from moto.core.utils import gzip_decompress
 from moto.dynamodb import responses as _dynamodb_responses
 from moto.dynamodb.models import table_import as _table_import
 from moto.glue import models as _glue_models
 from moto.s3 import responses as _s3_responses
-from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
-    lambda_eval_utils as _sfn_lambda,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-    state_task_service_glue as _sfn_glue,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
-    ResourceCondition as _Condition,
-)
+
+
+def _sfn():
+    """The modules of moto's Step Functions interpreter that hooks 1 and 3 patch, imported
+    when a hook is first entered: importing them takes most of a second (moto's Batch and
+    EC2 models come with them), which under hook 6 reads each model once."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+        lambda_eval_utils,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_glue,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
+        ResourceCondition,
+    )
+
+    return lambda_eval_utils, state_task_service_glue, ResourceCondition
+
 
 Invoke = Callable[[str, dict], object]
 _lock = threading.Lock()
@@ -99,7 +117,7 @@ def _dispatch(self, body, request_headers, response_headers):
     return json.dumps(result, default=str).encode()
 
 
-_original_client_for = _sfn_lambda.boto_client_for
+_original_client_for: Callable | None = None  # moto's, once lambda_routes has been entered
 _clients: dict[tuple[str, str], object] = {}
 
 
@@ -116,10 +134,14 @@ def _client_for(region: str, service: str, state_credentials=None):
 @contextmanager
 def lambda_routes(routes: dict[str, Invoke]):
     """While active, invoking a function named in `routes` calls routes[name](name, event)."""
+    global _original_client_for
+    sfn_lambda = _sfn()[0]
     with _lock:
         _routes.update(routes)
         _lambda_models.LambdaFunction.invoke = _dispatch
-        _sfn_lambda.boto_client_for = _client_for
+        if _original_client_for is None:
+            _original_client_for = sfn_lambda.boto_client_for
+        sfn_lambda.boto_client_for = _client_for
     try:
         yield
     finally:
@@ -128,7 +150,7 @@ def lambda_routes(routes: dict[str, Invoke]):
                 _routes.pop(name, None)
             if not _routes:
                 _lambda_models.LambdaFunction.invoke = _original
-                _sfn_lambda.boto_client_for = _original_client_for
+                sfn_lambda.boto_client_for = _original_client_for
                 _clients.clear()
 
 
@@ -248,12 +270,13 @@ def glue_job_routes(routes: dict[str, GlueJob]):
     meanwhile, then SUCCEEDED, or FAILED with the exception as its ErrorMessage. Leaving
     waits for the runs still going."""
     global _glue_patterns_added
-    patterns = _sfn_glue._SUPPORTED_INTEGRATION_PATTERNS
+    _, sfn_glue, condition = _sfn()
+    patterns = sfn_glue._SUPPORTED_INTEGRATION_PATTERNS
     with _lock:
         _glue_routes.update(routes)
         _glue_models.FakeJob.start_job_run = _start_job_run
-        if _Condition.WaitForTaskToken not in patterns:
-            patterns.add(_Condition.WaitForTaskToken)
+        if condition.WaitForTaskToken not in patterns:
+            patterns.add(condition.WaitForTaskToken)
             _glue_patterns_added = True
     try:
         yield
@@ -267,7 +290,7 @@ def glue_job_routes(routes: dict[str, GlueJob]):
                 _glue_models.FakeJob.start_job_run = _original_start_job_run
                 _glue_threads.clear()
                 if _glue_patterns_added:
-                    patterns.discard(_Condition.WaitForTaskToken)
+                    patterns.discard(condition.WaitForTaskToken)
                     _glue_patterns_added = False
 
 
@@ -333,3 +356,41 @@ def message_waiter(queue_url: str, region: str) -> Callable[[float], bool]:
         return bool(queue.messages)
 
     return wait
+
+
+# ---------------------------------------------------------------- model loaders
+
+_original_loaders = (botocore.session.create_loader, _moto_utils.create_loader)
+_shared_loaders: dict[tuple[str, str | None], object] = {}
+_loader_users = 0
+
+
+def _shared(kind: str, make: Callable) -> Callable:
+    def create_loader(*args):
+        key = (kind, *args)
+        with _lock:
+            if key not in _shared_loaders:
+                _shared_loaders[key] = make(*args)
+            return _shared_loaders[key]
+
+    return create_loader
+
+
+@contextmanager
+def shared_model_loaders():
+    """While active, botocore Sessions share one Loader per data path, and moto reads its
+    models through one Loader of its own (see above)."""
+    global _loader_users
+    with _lock:
+        _loader_users += 1
+        if _loader_users == 1:
+            botocore.session.create_loader = _shared("botocore", _original_loaders[0])
+            _moto_utils.create_loader = _shared("moto", _original_loaders[1])
+    try:
+        yield
+    finally:
+        with _lock:
+            _loader_users -= 1
+            if not _loader_users:
+                botocore.session.create_loader, _moto_utils.create_loader = _original_loaders
+                _shared_loaders.clear()

@@ -28,6 +28,7 @@ from .moto_hooks import (
     lambda_routes,
     message_waiter,
     one_call_at_a_time,
+    shared_model_loaders,
 )
 from .template import Function, Resolver, Template
 
@@ -146,6 +147,7 @@ class LocalStack:
             "AWS_REGION": aws.region(),
         }.items():
             os.environ.setdefault(k, v)
+        self._exit.enter_context(shared_model_loaders())  # before moto reads its models
         # Lambda stays on moto's full backend (not lambda_simple): its invoke is what moto_hooks replaces.
         mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._exit.enter_context(mock)
