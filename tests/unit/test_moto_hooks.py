@@ -8,6 +8,9 @@ from __future__ import annotations
 import inspect
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -407,3 +410,30 @@ def test_while_shared_sessions_and_moto_read_each_model_through_one_loader():
     first, second = loaders()
     assert first is not second  # restored
     assert moto_utils.create_loader() is not moto_utils.create_loader()
+
+
+def test_moto_s_lambda_client_is_made_while_both_hooks_are_active():
+    """Hook 1 makes moto's client under its lock; hook 6 makes the new session's loader: a
+    lock of its own, or this deadlocks (it did, in a whole local run). In a process of its
+    own, so that a deadlock fails the test instead of hanging it."""
+    script = """
+import boto3
+from moto import mock_aws
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from sluice.local import moto_hooks
+
+with mock_aws(), moto_hooks.shared_model_loaders():
+    with moto_hooks.lambda_routes({"some-function": lambda name, event: None}):
+        boto3.DEFAULT_SESSION = None  # the client makes a new session
+        client = lambda_eval_utils.boto_client_for("us-east-1", "lambda")
+print(client.meta.service_model.service_name)
+"""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("making moto's Lambda client with both hooks active deadlocked")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "lambda"

@@ -363,12 +363,14 @@ def message_waiter(queue_url: str, region: str) -> Callable[[float], bool]:
 _original_loaders = (botocore.session.create_loader, _moto_utils.create_loader)
 _shared_loaders: dict[tuple[str, str | None], object] = {}
 _loader_users = 0
+# Its own lock: a loader is made while `_lock` is held (hook 1's client for moto).
+_loaders_lock = threading.Lock()
 
 
 def _shared(kind: str, make: Callable) -> Callable:
     def create_loader(*args):
         key = (kind, *args)
-        with _lock:
+        with _loaders_lock:
             if key not in _shared_loaders:
                 _shared_loaders[key] = make(*args)
             return _shared_loaders[key]
