@@ -184,3 +184,32 @@ def test_a_row_of_several_packets_arrives_whole(connect, new_database, mysql_inf
     finally:
         with admin.cursor() as cur:
             cur.execute("SET GLOBAL max_allowed_packet = %s", (before,))
+
+
+def test_a_read_interrupted_mid_result_closes_the_connection(values_table, mysql_info):
+    """An interruption (here a KeyboardInterrupt) inside a read leaves the stream at an
+    unknown point: the connection is closed, as pymysql closes it, and the cursor closes
+    without reading on."""
+    conn = sluice_connect(mysql_info.with_database(values_table), raw=True)
+    cur = conn.cursor(pymysql.cursors.SSCursor)
+    cur.execute(QUERY)
+    assert len(fetch_lines(cur, 100)) == 100
+
+    class Interrupted:
+        def __init__(self, rfile):
+            self.rfile = rfile
+
+        def peek(self, n):
+            raise KeyboardInterrupt
+
+        def read(self, n):
+            raise KeyboardInterrupt
+
+        def close(self):
+            self.rfile.close()
+
+    conn._rfile = Interrupted(conn._rfile)
+    with pytest.raises(KeyboardInterrupt):
+        fetch_lines(cur, 100)
+    assert not conn.open
+    cur.close()  # nothing left to read: no error

@@ -226,13 +226,14 @@ def test_step_functions_lambda_client_is_made_once_while_routes_are_active(aws_m
 # ---------------------------------------------------------------- one call at a time
 
 
-def _overlap(monkeypatch, cls, first: str, second: str, call_first, call_second) -> bool:
-    """Whether moto lets `call_second()` (which reaches cls.second) into its backend while a
-    `call_first()` on another thread (which reaches cls.first) is still inside it. The first
-    call waits there up to 1 s for the second to arrive."""
+def _overlap(monkeypatch, first: tuple, second: tuple, call_first, call_second) -> bool:
+    """Whether moto lets `call_second()` (which reaches the method `second`, a (class, name))
+    into its backend while a `call_first()` on another thread (which reaches `first`) is
+    still inside it. The first call waits there up to 1 s for the second to arrive."""
     inside, arrived = threading.Event(), threading.Event()
     seen: list[bool] = []
-    original_first, original_second = getattr(cls, first), getattr(cls, second)
+    (first_cls, first), (second_cls, second) = first, second
+    original_first, original_second = getattr(first_cls, first), getattr(second_cls, second)
 
     def waiting_first(self, *args, **kwargs):
         inside.set()
@@ -243,8 +244,8 @@ def _overlap(monkeypatch, cls, first: str, second: str, call_first, call_second)
         arrived.set()
         return original_second(self, *args, **kwargs)
 
-    monkeypatch.setattr(cls, first, waiting_first)
-    monkeypatch.setattr(cls, second, arriving_second)
+    monkeypatch.setattr(first_cls, first, waiting_first)
+    monkeypatch.setattr(second_cls, second, arriving_second)
     errors: list[Exception] = []
 
     def run_first() -> None:
@@ -317,7 +318,9 @@ def test_moto_lets_a_query_and_an_update_into_dynamodb_at_once(aws_mock, monkeyp
     from moto.dynamodb.models import DynamoDBBackend
 
     query, update = _manifest_calls()
-    assert _overlap(monkeypatch, DynamoDBBackend, "query", "update_item", query, update)
+    assert _overlap(
+        monkeypatch, (DynamoDBBackend, "query"), (DynamoDBBackend, "update_item"), query, update
+    )
 
 
 def test_with_the_hook_a_dynamodb_update_waits_for_a_query_in_progress(aws_mock, monkeypatch):
@@ -325,7 +328,9 @@ def test_with_the_hook_a_dynamodb_update_waits_for_a_query_in_progress(aws_mock,
 
     query, update = _manifest_calls()
     with moto_hooks.one_call_at_a_time():
-        overlapped = _overlap(monkeypatch, DynamoDBBackend, "query", "update_item", query, update)
+        overlapped = _overlap(
+            monkeypatch, (DynamoDBBackend, "query"), (DynamoDBBackend, "update_item"), query, update
+        )
     assert not overlapped
 
 
@@ -333,12 +338,67 @@ def test_with_the_hook_an_s3_put_waits_for_a_listing_in_progress(aws_mock, monke
     from moto.s3.models import S3Backend
 
     list_pages, put_page = _staging_calls()
-    assert _overlap(monkeypatch, S3Backend, "list_objects", "put_object", list_pages, put_page)
+    assert _overlap(
+        monkeypatch, (S3Backend, "list_objects"), (S3Backend, "put_object"), list_pages, put_page
+    )
     with moto_hooks.one_call_at_a_time():
         overlapped = _overlap(
-            monkeypatch, S3Backend, "list_objects", "put_object", list_pages, put_page
+            monkeypatch,
+            (S3Backend, "list_objects"),
+            (S3Backend, "put_object"),
+            list_pages,
+            put_page,
         )
     assert not overlapped
+
+
+def _queue_calls():
+    """(receive, delete): a ReceiveMessage that looks at a visible message, and a
+    DeleteMessage of another, received before (as two load workers on one queue do)."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="stage")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="page 1")
+    (first,) = sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"]
+    sqs.send_message(QueueUrl=url, MessageBody="page 2")
+
+    def receive():
+        (got,) = sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"]
+        assert got["Body"] == "page 2"
+
+    def delete():
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"])
+
+    return receive, delete
+
+
+def test_with_the_hook_an_sqs_delete_waits_for_a_receive_in_progress(aws_mock, monkeypatch):
+    """moto's ReceiveMessage walks the queue's in-flight set that a DeleteMessage takes from
+    ("Set changed size during iteration"): without the hook they overlap, with it not."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    looking = (SQSBackend, "is_message_valid_based_on_retention_period")  # inside the receive
+    deleting = (Queue, "delete_message")
+    receive, delete = _queue_calls()
+    assert _overlap(monkeypatch, looking, deleting, receive, delete)
+    monkeypatch.undo()
+    receive, delete = _queue_calls()
+    with moto_hooks.one_call_at_a_time():
+        overlapped = _overlap(monkeypatch, looking, deleting, receive, delete)
+    assert not overlapped
+
+
+def test_with_the_hook_a_long_poll_waits_outside_the_lock_and_wakes_on_a_send(aws_mock):
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="stage")["QueueUrl"]
+    with moto_hooks.one_call_at_a_time():
+        sender = threading.Timer(0.3, lambda: sqs.send_message(QueueUrl=url, MessageBody="p"))
+        started = time.monotonic()
+        sender.start()  # a send takes the lock: were the poll holding it, this would stall
+        got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=20).get("Messages", [])
+        sender.join()
+        assert [m["Body"] for m in got] == ["p"]
+        assert time.monotonic() - started < 10  # woken by the send, not the 20 s running out
+        assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", []) == []
 
 
 def test_leaving_the_hook_restores_moto_s_methods():
@@ -350,6 +410,10 @@ def test_leaving_the_hook_restores_moto_s_methods():
         assert DynamoHandler.call_action.__wrapped__ is before[0]
         assert S3Response.key_response.__wrapped__ is before[1]
     assert (DynamoHandler.call_action, S3Response.key_response) == before
+    from moto.sqs.models import SQSBackend
+
+    assert SQSBackend.receive_message is moto_hooks._original_receive
+    assert not hasattr(SQSBackend.delete_message, "__wrapped__")
 
 
 # ---------------------------------------------------------------- waiting for messages

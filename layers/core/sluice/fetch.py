@@ -52,7 +52,9 @@ def fetch_lines(cursor, max_rows: int) -> list[bytes | None]:
             body = pos + 4
             if end - body < size or size == MAX_PACKET or data[pos + 3] != seq:
                 break  # not all here, or in several packets, or out of order: one at a time
-            head = data[body] if size else -1
+            if not size:
+                break  # not a row: one at a time, which says so
+            head = data[body]
             if head == 0xFE and size < 9 or head == 0xFF:
                 break  # the end, or the server's error: one at a time
             seq = (seq + 1) & 0xFF
@@ -84,6 +86,8 @@ def fetch_lines(cursor, max_rows: int) -> list[bytes | None]:
 def _value(payload: bytes) -> bytes | None:
     """A row packet's one length-coded string (its length in 1, 3, 4 or 9 bytes; NULL is
     0xFB alone)."""
+    if not payload:
+        raise err.InternalError("an empty packet where a row of one value was due")
     head = payload[0]
     if head == 0xFB and len(payload) == 1:
         return None
@@ -110,6 +114,9 @@ def _peek(conn, rfile) -> bytes:
         data = rfile.peek(1)
     except OSError as exc:
         raise _lost(conn, exc) from exc
+    except BaseException:  # interrupted mid-read: closed, as pymysql closes it
+        _lost(conn)
+        raise
     if not data:
         raise _lost(conn)
     return data
@@ -140,6 +147,9 @@ def _read(conn, rfile, n: int) -> bytes:
         data = rfile.read(n)
     except OSError as exc:
         raise _lost(conn, exc) from exc
+    except BaseException:  # interrupted mid-packet: closed, as pymysql closes it
+        _lost(conn)
+        raise
     if len(data) < n:
         raise _lost(conn)
     return data

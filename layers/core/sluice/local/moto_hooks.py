@@ -37,8 +37,11 @@
    consumers, and the HTTP server's request threads for worker processes), so while active
    every DynamoDB action (`DynamoHandler.call_action`) and every S3 bucket or object request
    (`S3Response.bucket_response`, `key_response`, `ambiguous_response`) holds one re-entrant
-   lock. SQS is left out: its ReceiveMessage waits for messages inside the call, and its
-   queues lock their own messages. (tests/unit/test_moto_hooks.py)
+   lock. So do SQS's sends, deletes and visibility changes (`SQSBackend` methods): a
+   ReceiveMessage walks the queue's in-flight set while a DeleteMessage on another thread
+   takes from it ("Set changed size during iteration", with two worker processes on one
+   queue). A ReceiveMessage holds the lock only while it looks: its long poll waits on the
+   queue's own condition between looks, outside the lock. (tests/unit/test_moto_hooks.py)
 5. Waiting for a queue's messages without asking. The thread consumers share the emulator's
    process; each empty ReceiveMessage through botocore costs about a millisecond of the
    interpreter they all share, many times a second per idle queue. `message_waiter` waits
@@ -61,6 +64,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -73,6 +77,7 @@ from moto.dynamodb import responses as _dynamodb_responses
 from moto.dynamodb.models import table_import as _table_import
 from moto.glue import models as _glue_models
 from moto.s3 import responses as _s3_responses
+from moto.sqs.models import SQSBackend as _SQSBackend
 
 
 def _sfn():
@@ -305,7 +310,20 @@ _serialized = {
     (_s3_responses.S3Response, "bucket_response"): _s3_responses.S3Response.bucket_response,
     (_s3_responses.S3Response, "key_response"): _s3_responses.S3Response.key_response,
     (_s3_responses.S3Response, "ambiguous_response"): _s3_responses.S3Response.ambiguous_response,
+    **{
+        (_SQSBackend, name): getattr(_SQSBackend, name)
+        for name in (
+            "send_message",
+            "send_message_batch",
+            "delete_message",
+            "delete_message_batch",
+            "change_message_visibility",
+            "change_message_visibility_batch",
+            "purge_queue",
+        )
+    },
 }
+_original_receive = _SQSBackend.receive_message
 _serialized_users = 0
 
 
@@ -318,15 +336,31 @@ def _one_at_a_time(method: Callable) -> Callable:
     return serialized
 
 
+def _receive_one_look_at_a_time(self, queue_name, count, wait_seconds_timeout, *args, **kwargs):
+    """moto's ReceiveMessage, looking under the lock and waiting for messages outside it."""
+    deadline = time.monotonic() + (wait_seconds_timeout or 0)
+    while True:
+        with _one_call:
+            got = _original_receive(self, queue_name, count, 0, *args, **kwargs)
+        left = deadline - time.monotonic()
+        if got or left <= 0:
+            return got
+        self.get_queue(queue_name).wait_for_messages(min(left, 1.0))
+
+
+_receive_one_look_at_a_time.__wrapped__ = _original_receive
+
+
 @contextmanager
 def one_call_at_a_time():
-    """While active, moto's DynamoDB and S3 handle one call at a time (see above)."""
+    """While active, moto's DynamoDB, S3 and SQS handle one call at a time (see above)."""
     global _serialized_users
     with _lock:
         _serialized_users += 1
         if _serialized_users == 1:
             for (cls, name), method in _serialized.items():
                 setattr(cls, name, _one_at_a_time(method))
+            _SQSBackend.receive_message = _receive_one_look_at_a_time
     try:
         yield
     finally:
@@ -335,6 +369,7 @@ def one_call_at_a_time():
             if not _serialized_users:
                 for (cls, name), method in _serialized.items():
                     setattr(cls, name, method)
+                _SQSBackend.receive_message = _original_receive
 
 
 # ---------------------------------------------------------------- waiting for messages
