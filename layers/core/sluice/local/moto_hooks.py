@@ -170,27 +170,28 @@ def _process_s3_files_as_json(self, s3_backend, bucket) -> None:
     from moto.dynamodb.models import dynamodb_backends
 
     dynamo = dynamodb_backends[self.account_id][self.region_name]
-    self.table = dynamo.create_table(
-        name=self.table_name,
-        billing_mode=self.billing_mode,
-        throughput=self.throughput,
-        schema=self.key_schema,
-        global_indexes=self.global_indexes,
-        indexes=None,
-        attr=self.attrs,
-        sse_specification=None,
-        streams=None,
-        tags=[],
-        deletion_protection_enabled=False,
-        warm_throughput=None,
-    )
-    keys, _, _, _ = s3_backend.list_objects(
-        bucket,
-        prefix=self.s3_source.get("S3KeyPrefix"),
-        delimiter=None,
-        marker=None,
-        max_keys=None,
-    )
+    with _one_call:  # the import's own thread, beside the calls hook 4 serialises
+        self.table = dynamo.create_table(
+            name=self.table_name,
+            billing_mode=self.billing_mode,
+            throughput=self.throughput,
+            schema=self.key_schema,
+            global_indexes=self.global_indexes,
+            indexes=None,
+            attr=self.attrs,
+            sse_specification=None,
+            streams=None,
+            tags=[],
+            deletion_protection_enabled=False,
+            warm_throughput=None,
+        )
+        keys, _, _, _ = s3_backend.list_objects(
+            bucket,
+            prefix=self.s3_source.get("S3KeyPrefix"),
+            delimiter=None,
+            marker=None,
+            max_keys=None,
+        )
     for key in keys:
         content = gzip_decompress(key.value) if self.compression_type == "GZIP" else key.value
         for line in content.splitlines():
