@@ -117,19 +117,33 @@ def test_init_for_dynamodb_covers_every_table_and_the_view(demo_source, mysql_en
     assert live.returncode == 0, live.stderr
 
 
-def test_the_local_functions_are_created_as_the_template_declares_them(local_stack):
+def test_the_local_functions_are_created_as_the_template_declares_them(mysql_env):
     """Name, handler, timeout and runtime of each function in the emulator, from
-    template.yaml (its Globals, then the function's own properties)."""
+    template.yaml (its Globals, then the function's own properties); one function's runtime
+    changed before the stack is made shows the emulator's comes from the template."""
+    import dataclasses
+
     from sluice import aws
+    from sluice.local.runtime import LocalStack
     from sluice.local.template import load_yaml
 
-    doc = load_yaml(local_stack.root / "template.yaml")
+    stack = LocalStack(consumers=False)
+    doc = load_yaml(stack.root / "template.yaml")
     glob = doc["Globals"]["Function"]
-    lam = aws.client("lambda")
-    for lid, fn in local_stack.template.functions.items():
-        props = doc["Resources"][lid]["Properties"]
-        conf = lam.get_function(FunctionName=local_stack.function_names[lid])["Configuration"]
-        assert conf["Runtime"] == props.get("Runtime", glob["Runtime"]), lid
-        assert conf["Handler"] == props.get("Handler", glob.get("Handler")), lid
-        assert conf["Timeout"] == int(props.get("Timeout", glob["Timeout"])), lid
-        assert conf["Timeout"] == fn.timeout, lid
+    declared = {
+        lid: doc["Resources"][lid]["Properties"].get("Runtime", glob["Runtime"])
+        for lid in stack.template.functions
+    }
+    declared["PlanFunction"] = "python3.12"
+    stack.template.functions["PlanFunction"] = dataclasses.replace(
+        stack.template.functions["PlanFunction"], runtime="python3.12"
+    )
+    with stack:
+        lam = aws.client("lambda")
+        for lid, fn in stack.template.functions.items():
+            props = doc["Resources"][lid]["Properties"]
+            conf = lam.get_function(FunctionName=stack.function_names[lid])["Configuration"]
+            assert conf["Runtime"] == declared[lid], lid
+            assert conf["Handler"] == props.get("Handler", glob.get("Handler")), lid
+            assert conf["Timeout"] == int(props.get("Timeout", glob["Timeout"])), lid
+            assert conf["Timeout"] == fn.timeout, lid

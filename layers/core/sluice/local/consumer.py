@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import aws
 
 ACCOUNT = "123456789012"
-IDLE_SECONDS = 0.05  # how long an idle consumer waits before it looks again, and sees `stop`
+IDLE_SECONDS = 0.05  # how long `ready` waits before the consumer looks again, and sees `stop`
 RETRY_DELAY_SECONDS = (
     1  # a failed message reappears after this, not the deployed visibility timeout
 )
@@ -101,9 +101,11 @@ def consume(
 
     `invoke(event)` calls the handler; `count(kind, key)` records what happened: "consumed"
     and "failed" per queue (its logical id), "timed_out" per function (its logical id).
-    With the emulator in the same process, `ready(seconds)` (moto_hooks.message_waiter)
-    waits for a visible message rather than receiving from an empty queue; otherwise
-    `wait_seconds` is the receive's long poll (0: poll every IDLE_SECONDS)."""
+    Between receives an idle consumer waits: with the emulator in the same process,
+    `ready(seconds)` (moto_hooks.message_waiter) waits for a visible message; otherwise the
+    receive's long poll of `wait_seconds` does."""
+    if ready is None and not wait_seconds:
+        raise ValueError("consume: an idle consumer needs `ready` or a long poll to wait on")
     url = source.url
     sqs = aws.client("sqs")
     while not stop.is_set():
@@ -121,8 +123,6 @@ def consume(
                 return
             raise
         if not msgs:
-            if not wait_seconds and ready is None:
-                stop.wait(IDLE_SECONDS)
             continue
         event = {"Records": [sqs_record(m, source.arn) for m in msgs]}
         started = time.monotonic()

@@ -29,7 +29,7 @@
    supported patterns (`state_task_service_glue._SUPPORTED_INTEGRATION_PATTERNS`, the set
    every instance shares) include WaitForTaskToken, so the endpoint exists and the task
    ends with the run's own state (tests/unit/test_moto_glue_hooks.py).
-4. DynamoDB and S3 calls one at a time. moto's backends hold no lock of their own: a Query
+4. DynamoDB, S3 and SQS calls one at a time. moto's backends hold no lock of their own: a Query
    deep-copies each item it returns while an UpdateItem on another thread adds attributes to
    the same item in place, and a ListObjects walks a bucket's keys while a PutObject adds
    one; either ends in "RuntimeError: dictionary changed size during iteration". The local
@@ -43,8 +43,8 @@
    queue). A ReceiveMessage holds the lock only while it looks: its long poll waits on the
    queue's own condition between looks, outside the lock. (tests/unit/test_moto_hooks.py)
 5. Waiting for a queue's messages without asking. The thread consumers share the emulator's
-   process; each empty ReceiveMessage through botocore costs about a millisecond of the
-   interpreter they all share, many times a second per idle queue. `message_waiter` waits
+   process; each empty ReceiveMessage goes through botocore and moto's serialisers on the
+   interpreter they all share, 20 times a second per idle queue. `message_waiter` waits
    on the queue's own condition instead (`moto.sqs.models.Queue.wait_for_messages`, which
    every SendMessage notifies), so an idle consumer costs nothing and a new message wakes
    it at once; the consumer then receives it through the API as before.
@@ -300,7 +300,7 @@ def glue_job_routes(routes: dict[str, GlueJob]):
                     _glue_patterns_added = False
 
 
-# ---------------------------------------------------------------- DynamoDB and S3 calls
+# ---------------------------------------------------------------- DynamoDB, S3 and SQS calls
 
 _one_call = threading.RLock()
 _serialized = {
