@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 
 from sluice.contract import problems
 from sluice.local.run import run_local
@@ -147,3 +148,53 @@ def test_the_local_functions_are_created_as_the_template_declares_them(mysql_env
             assert conf["Handler"] == props.get("Handler", glob.get("Handler")), lid
             assert conf["Timeout"] == int(props.get("Timeout", glob["Timeout"])), lid
             assert conf["Timeout"] == fn.timeout, lid
+
+
+def test_concurrent_consumers_of_one_function_each_run_their_own_handler_module(
+    unwired_stack, monkeypatch
+):
+    """Lambda runs concurrent invocations in separate execution environments, and the load
+    handler keeps its batch's state in a module-level BatchProcessor. The local stack's two
+    load consumers, both inside a page at once, must each see their own module's processor:
+    sharing one mixed up their batches' failures (a failed message reported handled and
+    deleted: the fault-injection soak lost pages that way)."""
+    import sys
+    import threading
+
+    from sluice import aws, stages
+    from sluice.local.runtime import consumer_count
+    from sluice.staging import TRANSFORMED, PageRef
+
+    assert consumer_count("threads", "LoadFunction") == 2
+    both_inside = threading.Barrier(2, timeout=30)
+    first_inside = threading.Event()
+    processors: list[int] = []
+
+    def load_page(ctx, key):
+        frame = sys._getframe(1)
+        while "processor" not in frame.f_globals:  # up to the handler module's record_handler
+            frame = frame.f_back
+        processors.append(id(frame.f_globals["processor"]))
+        first_inside.set()
+        both_inside.wait()  # the other consumer is inside its own batch meanwhile
+        return {"rows": 0, "rejected": 0, "seconds": 0.0}
+
+    monkeypatch.setattr(stages, "load_page", load_page)
+    sqs, url = aws.client("sqs"), unwired_stack.refs["LoadQueue"]
+    consumed = unwired_stack.stats.consumed
+    before = consumed["LoadQueue"]  # the s3:TestEvent the notifications' setup sent
+
+    def send(page: int) -> None:
+        key = PageRef("concurrent", "t", page).key(TRANSFORMED)
+        body = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": key}}}]}
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+
+    send(1)
+    assert first_inside.wait(30)  # one consumer holds page 1, so the other takes page 2
+    send(2)
+    deadline = time.monotonic() + 30
+    while consumed["LoadQueue"] < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert consumed["LoadQueue"] == before + 2
+    assert not both_inside.broken
+    assert len(processors) == 2 and processors[0] != processors[1]

@@ -73,9 +73,9 @@ def test_a_page_loaded_under_a_write_rate_records_its_units_and_its_wait(
     unwired_stack, demo_source, capsys
 ):
     st = unwired_stack
-    # The local stack runs one load consumer, and its workers divide the cap by exactly that.
-    assert st.environment["SLUICE_LOAD_CONCURRENCY"] == "1"
-    assert [t.name for t in st._threads].count("sqs-LoadFunction") == 1
+    # The local stack's load workers divide the cap by exactly as many as it runs.
+    assert st.environment["SLUICE_LOAD_CONCURRENCY"] == "2"
+    assert [t.name for t in st._threads].count("sqs-LoadFunction") == 2
     run_id, messages = _plan(_contract(demo_source, {"units_per_second": 400}))
     ctx = stages.context()
     assert json.loads(ctx.get(rates_key(run_id))) == {

@@ -196,3 +196,24 @@ def test_resolver_evaluates_short_form_tags_loaded_from_yaml(resolve, tmp_path):
         "Url": "arn:aws:sqs:eu-west-1:1:extract|sluice-bucket",
         "Level": "INFO",
     }
+
+
+def test_libyaml_and_the_pure_python_parser_read_the_same_template():
+    """The local runtime parses template.yaml with libyaml (PyYAML's C parser) for speed;
+    PyYAML's pure-Python SafeLoader, given the same CloudFormation tags, reads the same
+    document, so the speed changes nothing."""
+    import yaml
+    from sluice.local import template as tpl
+
+    assert yaml.__with_libyaml__ and issubclass(tpl._CfnLoader, yaml.CSafeLoader)
+
+    class PythonCfnLoader(yaml.SafeLoader):
+        pass
+
+    tags = {k: v for k, v in tpl._CfnLoader.yaml_constructors.items() if str(k).startswith("!")}
+    assert {"!Ref", "!GetAtt", "!Sub", "!If"} <= set(tags)
+    for tag, construct in tags.items():
+        PythonCfnLoader.add_constructor(tag, construct)
+    python_doc = yaml.load(TEMPLATE.read_text(), Loader=PythonCfnLoader)  # noqa: S506
+    assert load_yaml(TEMPLATE) == python_doc
+    assert python_doc["Resources"]["LoadFunction"]["Properties"]["Events"]

@@ -501,3 +501,53 @@ print(client.meta.service_model.service_name)
         pytest.fail("making moto's Lambda client with both hooks active deadlocked")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "lambda"
+
+
+def _fresh_python(script: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_moto_s_step_functions_interpreter_still_runs_the_batch_package_without_hook_7():
+    """When this fails, moto's interpreter no longer imports Batch's models (and EC2's) with
+    it, and hook 7 can go."""
+    done = _fresh_python(
+        "import sys\n"
+        "import moto.stepfunctions.parser.models\n"
+        "print('moto.batch.models' in sys.modules, 'moto.ec2.models' in sys.modules)\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]
+
+
+def test_with_hook_7_the_interpreter_imports_without_batch_and_batch_still_works_whole():
+    script = """
+import sys
+import boto3
+from sluice.local import moto_hooks
+
+moto_hooks.defer_moto_batch()
+import moto.stepfunctions.parser.models
+from moto.batch.utils import JobStatus
+print("after the interpreter:", "moto.batch.models" in sys.modules, "moto.ec2" in sys.modules)
+
+from moto import mock_aws
+from moto.backends import get_backend
+with mock_aws():
+    backends = get_backend("batch")  # moto asks the package for batch_backends
+    import moto.batch
+    envs = boto3.client("batch", region_name="us-east-1").describe_compute_environments()
+print("after Batch is used:", "moto.batch.models" in sys.modules, "moto.ec2" in sys.modules)
+print(backends is moto.batch.batch_backends, moto.batch.utils.JobStatus is JobStatus)
+print(envs["computeEnvironments"])
+"""
+    done = _fresh_python(script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "after the interpreter: False False",
+        "after Batch is used: True True",
+        "True True",
+        "[]",
+    ]

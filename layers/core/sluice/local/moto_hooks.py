@@ -56,13 +56,26 @@
    model. While active, both factories hand out one Loader per search path (its cache
    keeps each model it decoded), which took a local stack's start from 2.1 to 1.3 s.
 
+7. moto's Batch package left unrun for one enum. The Step Functions interpreter's Batch
+   service imports `moto.batch.utils.JobStatus`, and importing a submodule runs its package's
+   `__init__` first, which imports Batch's models and with them EC2's, ECS's, IAM's and
+   Logs' (EC2 decodes its regions and instance types from JSON): 0.7 s of the interpreter's
+   0.85 s import, on every local stack's start. Before the interpreter is imported (the local
+   stack's start calls `defer_moto_batch()` before moto's Step Functions backend is first used),
+   `moto.batch` is put in `sys.modules` as its own package whose `__init__` has not run
+   yet: its submodules import as usual, and the first attribute asked of the package itself
+   (moto's `get_backend("batch")` asks for `batch_backends`) runs `__init__` in place, so
+   whoever does use Batch gets the whole of it.
+
 tests/unit/test_moto_hooks.py fails loudly if a moto upgrade moves a patched method, and
-tells when moto's own import stops needing the second hook.
+tells when moto's own import stops needing the second and seventh hooks.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 import threading
 import time
 import traceback
@@ -80,10 +93,41 @@ from moto.s3 import responses as _s3_responses
 from moto.sqs.models import SQSBackend as _SQSBackend
 
 
+def defer_moto_batch() -> None:
+    """Hook 7, for the rest of the process (it changes nothing but when `moto.batch`'s
+    `__init__` runs): call before anything imports moto's Step Functions interpreter."""
+    _package_unrun_until_used("moto.batch")
+
+
+def _package_unrun_until_used(name: str) -> None:
+    """`name` in sys.modules as its package, its `__init__` run only when an attribute of the
+    package itself is first asked for (submodules import without it)."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    package = importlib.util.module_from_spec(spec)  # __path__, __spec__: submodules import
+    lock = threading.Lock()
+
+    def __getattr__(attr: str):
+        if attr.startswith("__"):  # probes such as __wrapped__: nothing to run __init__ for
+            raise AttributeError(attr)
+        with lock:
+            if package.__dict__.get("__getattr__") is __getattr__:
+                del package.__getattr__
+                spec.loader.exec_module(package)
+        return object.__getattribute__(package, attr)
+
+    package.__getattr__ = __getattr__
+    sys.modules[name] = package
+    parent, _, child = name.rpartition(".")
+    setattr(sys.modules[parent], child, package)  # as an import binds it to its parent
+
+
 def _sfn():
     """The modules of moto's Step Functions interpreter that hooks 1 and 3 patch, imported
-    when a hook is first entered: importing them takes most of a second (moto's Batch and
-    EC2 models come with them), which under hook 6 reads each model once."""
+    when a hook is first entered, without running moto's Batch package (hook 7); under hook 6
+    the interpreter's import reads each service model once."""
+    defer_moto_batch()
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
         lambda_eval_utils,
     )

@@ -23,6 +23,7 @@ from .. import aws
 from .bulk_runner import LocalBulkRunner, create_glue_jobs
 from .consumer import ACCOUNT, LambdaContext, Source, consume, load_handler
 from .moto_hooks import (
+    defer_moto_batch,
     glue_job_routes,
     import_items_as_json,
     lambda_routes,
@@ -34,12 +35,19 @@ from .template import Function, Resolver, Template
 
 LOCAL_OVERRIDES = {"CreateMissingTables": "true", "PollSeconds": "1"}
 # Consumers per SQS event source of each function (1 where not named), by where they run:
-# "threads" of this process, or worker "processes". In processes, two extract workers (pymysql
-# parses every value in Python: extract costs the most CPU a row) and two load workers (one
-# waits on the server's LOAD DATA while the other encodes) keep the cores busy. The load
-# function's count is the stack's LoadConcurrency, which divides a table's write_rate among
-# its load workers (SLUICE_LOAD_CONCURRENCY), and so not a parameter here.
-CONSUMERS = {"threads": {}, "processes": {"ExtractFunction": 2, "LoadFunction": 2}}
+# "threads" of this process, or worker "processes". Two load consumers either way: one waits
+# on the server's LOAD DATA (the interpreter lock released) while the other reads and encodes
+# its page; with one, loads ran one after another and fell behind extract (1M rows MySQL ->
+# MySQL on 2 cores: pages moved in 7.5 s with one, 6.3 s with two, bench/RESULTS.md). Two is
+# also the template's LoadConcurrency MinValue. In processes, two extract workers too: there
+# the runtime's interpreter lock does not cap them (with threads, a second extract consumer
+# moved the same pages no sooner). The load function's count is the stack's LoadConcurrency,
+# which divides a table's write_rate among its load workers (SLUICE_LOAD_CONCURRENCY), and so
+# not a parameter here.
+CONSUMERS = {
+    "threads": {"LoadFunction": 2},
+    "processes": {"ExtractFunction": 2, "LoadFunction": 2},
+}
 
 
 # Worker processes cost CPU that threads do not: every S3, SQS and DynamoDB call crosses HTTP
@@ -130,6 +138,8 @@ class LocalStack:
         self._threads: list[threading.Thread] = []
         self._exit = ExitStack()
         self.handlers: dict[str, Callable] = {}
+        # A consumer thread's own instance of its function's module (see _consume).
+        self._sandbox = threading.local()
 
     # ---------------------------------------------------------------- lifecycle
     def __enter__(self) -> LocalStack:
@@ -148,6 +158,7 @@ class LocalStack:
         }.items():
             os.environ.setdefault(k, v)
         self._exit.enter_context(shared_model_loaders())  # before moto reads its models
+        defer_moto_batch()  # before moto's Step Functions backend imports its interpreter
         # Lambda stays on moto's full backend (not lambda_simple): its invoke is what moto_hooks replaces.
         mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._exit.enter_context(mock)
@@ -391,7 +402,8 @@ class LocalStack:
 
         def invoke(_name: str, event: dict) -> object:
             self.stats.invocations[lid] += 1
-            return self.handlers[lid](
+            own = getattr(self._sandbox, "handlers", {})
+            return (own.get(lid) or self.handlers[lid])(
                 event, LambdaContext(self.function_names[lid], timeout=timeout)
             )
 
@@ -430,6 +442,12 @@ class LocalStack:
         )
 
     def _consume(self, lid: str, src) -> None:
+        # Lambda runs concurrent invocations of a function in separate execution environments,
+        # so handler modules keep an invocation's state at module level: Powertools'
+        # BatchProcessor holds the batch's records and failures. Two consumer threads sharing
+        # one module mixed up their batches (a failed message reported handled, and deleted),
+        # so each consumer thread runs its own instance of the module, as a sandbox would.
+        self._sandbox.handlers = {lid: self._load_handler(self.template.functions[lid])}
         source = self._source(lid, src)
         consume(
             source,
