@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from .contract import Contract, DynamoTable, TableSpec
@@ -18,6 +19,28 @@ def _count(conn, database: str, table: str) -> int:
     with conn.cursor() as cur:
         cur.execute(f"SELECT COUNT(*) FROM {qualified(database, table)}")  # noqa: S608
         return int(cur.fetchone()[0])
+
+
+def _row_counts(contract: Contract, source_conn, target_conn) -> tuple[dict, dict]:
+    """COUNT(*) of every source table and, with a MySQL target, of every target table: the
+    target's in a thread of its own while the source's run, each on its own connection, so
+    verification waits for the slower server rather than for both one after the other (1M
+    rows each on one MariaDB: 0.17 s and 0.25 s)."""
+
+    def counts(conn, database: str, names) -> dict[str, int]:
+        return {name: _count(conn, database, name) for name in dict.fromkeys(names)}
+
+    targets = [spec.target_table for spec in contract.tables]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        target_counts = (
+            pool.submit(counts, target_conn, contract.target_database, targets)
+            if target_conn is not None
+            else None
+        )
+        source_counts = counts(
+            source_conn, contract.source_database, [s.source for s in contract.tables]
+        )
+        return source_counts, target_counts.result() if target_counts else {}
 
 
 def _scan_count(dynamo, table: str) -> int:
@@ -162,10 +185,11 @@ def verify(
     """
     tables, ok = {}, True
     per_target: dict[str, int] = {}
+    source_counts, target_counts = _row_counts(contract, source_conn, target_conn)
     for spec in contract.tables:
         p = progress.get(spec.source) or TableProgress(spec.source)
         problems = []
-        source_rows = _count(source_conn, contract.source_database, spec.source)
+        source_rows = source_counts[spec.source]
         target = contract.dynamo_tables.get(spec.target_table)
         imported = target is not None and target.imports
         imp = (imports or {}).get(spec.target_table) if imported else None
@@ -186,7 +210,7 @@ def verify(
             "pages": p.pages,
         }
         if target_conn is not None:
-            target_rows = _count(target_conn, contract.target_database, spec.target_table)
+            target_rows = target_counts[spec.target_table]
             entry["target_rows"] = target_rows
             if target_rows != p.loaded:
                 problems.append(

@@ -1,0 +1,103 @@
+"""Where a local run's seconds go: one `sluice run --local` of the bench table into MySQL,
+then its state machine's steps and each page's stages on one clock.
+
+    python -m bench.timeline [--rows N] [--page-size N] [--workers threads|processes] [--keep]
+
+Times are seconds since `run_local` was called: the state machine's entered/exited events from
+the execution history, and each page's started, extracted, transformed and loaded times from
+the manifest. A page that starts only when the one before it is extracted shows a stage with
+one consumer at work; loads that finish further and further behind their transforms show the
+load side falling behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from . import data, stages
+from .common import server, sql
+
+SOURCE, TARGET = "bench_timeline_src", "bench_timeline_dst"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--page-size", type=int, default=50_000)
+    p.add_argument("--workers", choices=("threads", "processes"), default="threads")
+    p.add_argument("--keep", action="store_true", help="reuse the source table if it has --rows")
+    args = p.parse_args(argv)
+    info = server()
+    url = f"mysql://{info.user}@{info.host}:{info.port}"
+    for k, v in {
+        "SLUICE_SOURCE_URL": url,
+        "SLUICE_TARGET_URL": url,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ.setdefault(k, v)
+    if not (args.keep and _rows(info) == args.rows):
+        data.create(info, SOURCE, args.rows)
+    sql(info, f"DROP DATABASE IF EXISTS `{TARGET}`", f"CREATE DATABASE `{TARGET}`")
+    sql(info, data.DDL, database=TARGET)
+
+    from sluice import aws
+    from sluice.local import run as local_run
+
+    seen: dict = {}
+    summary_of = local_run._summary
+
+    def summary(stack, manifest, run_id, arn, desc, seconds):
+        seen["history"] = stack.history(arn)
+        seen["pages"] = [it for it in manifest.items(run_id) if it["sk"].startswith("PAGE#")]
+        seen["wait_returned"] = time.time()
+        return summary_of(stack, manifest, run_id, arn, desc, seconds)
+
+    local_run._summary = summary
+    doc = stages.contract_doc("mysql", SOURCE, dst=TARGET, page_size=args.page_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        contract = Path(tmp) / "contract.json"
+        contract.write_text(json.dumps(doc))
+        started = time.time()
+        result = local_run.run_local(
+            contract,
+            as_json=True,
+            state_dir=Path(tmp) / "state",
+            out=io.StringIO(),
+            workers=args.workers,
+        )
+        ended = time.time()
+    aws.reset_clients()
+    if not result["ok"]:
+        raise SystemExit(f"bench.timeline: the run failed: {result['verdict']}")
+    print(f"run_local: {ended - started:.2f} s, {args.rows:,} rows, {args.workers}")
+    for e in seen["history"]:
+        details = e.get("stateEnteredEventDetails") or e.get("stateExitedEventDetails")
+        if e["type"].startswith("Execution") or (details and "Wait" not in e["type"]):
+            name = details["name"] if details else ""
+            print(f"  {e['timestamp'].timestamp() - started:7.2f}  {e['type']} {name}")
+    print(f"  {seen['wait_returned'] - started:7.2f}  the runtime saw the execution end")
+    print("  page      started  extracted  transformed  loaded")
+    for it in sorted(seen["pages"], key=lambda it: float(it["started_at"])):
+        at = [float(it[k]) - started for k in ("started_at", "extracted_at", "transformed_at")]
+        at.append(float(it["loaded_at"]) - started)
+        print(f"  {int(it['page']):>4}  " + "  ".join(f"{t:9.2f}" for t in at))
+    return 0
+
+
+def _rows(info) -> int | None:
+    try:
+        return sql(info, f"SELECT COUNT(*) FROM `{SOURCE}`.`{data.TABLE}`")[0][0]  # noqa: S608
+    except Exception:  # no such database or table yet
+        return None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
