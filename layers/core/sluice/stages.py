@@ -522,8 +522,28 @@ def _staged_sum(data: bytes, key: list[str] | None = None) -> tuple[str, bool]:
 
 
 def _in_key_order(rows: pa.Table, key: list[str]) -> bool:
+    """Whether checksum.key_ordered's sort (stable) leaves `rows` where they are."""
+    if len(key) == 1 and rows.num_rows > 1:
+        col = rows.column(key[0])
+        if col.null_count == 0 and _ordered_as_sorted(col.type):
+            # A stable sort leaves a non-decreasing column as it is and moves anything else:
+            # one comparison a row instead of a sort (0.2 s of a million-row load's CPU).
+            n = rows.num_rows
+            return pc.all(pc.less_equal(col.slice(0, n - 1), col.slice(1))).as_py()
     order = pc.sort_indices(rows, sort_keys=[(k, "ascending") for k in key])
     return order.equals(pa.array(range(len(order)), order.type))
+
+
+def _ordered_as_sorted(t: pa.DataType) -> bool:
+    """Types whose `less_equal` is the order sort_indices sorts them in (bytes for text);
+    not floats, which sort NaN last."""
+    return (
+        pa.types.is_integer(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+    )
 
 
 def _lines_hash():
