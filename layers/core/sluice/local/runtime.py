@@ -3,6 +3,8 @@ SQS and S3 wiring as template.yaml declares it, and real MySQL/MariaDB servers."
 
 from __future__ import annotations
 
+import atexit
+import gc
 import io
 import json
 import logging
@@ -58,6 +60,18 @@ CONSUMERS = {
 # others while the runtime keeps its 8, so they should win once there are cores to spare: a
 # model from these figures (no machine of more cores was measured), hence 4.
 PROCESS_WORKERS_FROM_CORES = 4
+
+_frozen_at_exit = threading.Lock()
+
+
+def _no_collection_at_exit() -> None:
+    """The emulator's state (every staged object, the manifest, moto's backends and models)
+    lives until the process ends, and the interpreter's last garbage collections walked all of
+    it: 0.70 s after `sluice run --local` of a million rows had printed its summary, against
+    0.05 s with the objects frozen first (gc.freeze: the collector skips them, and the
+    operating system takes the memory back). Registered once, by the first local stack."""
+    if _frozen_at_exit.acquire(blocking=False):
+        atexit.register(gc.freeze)
 
 
 def choose_workers(workers: str) -> str:
@@ -157,6 +171,7 @@ class LocalStack:
             "AWS_REGION": aws.region(),
         }.items():
             os.environ.setdefault(k, v)
+        _no_collection_at_exit()
         self._exit.enter_context(shared_model_loaders())  # before moto reads its models
         defer_moto_batch()  # before moto's Step Functions backend imports its interpreter
         # Lambda stays on moto's full backend (not lambda_simple): its invoke is what moto_hooks replaces.
