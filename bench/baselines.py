@@ -53,12 +53,23 @@ def mydumper_myloader(info, src: str, dst: str, threads: int = 2) -> tuple[Timin
                 # dump's business: without this, mydumper aborts when one runs past 60 s.
                 + ["--long-query-guard", "86400"]
             )
-        sql(info, f"DROP DATABASE IF EXISTS `{dst}`")
-        with timed() as t_load:
-            run(
-                ["myloader", *client_args(info), *pw, "-d", dump, "-s", src, "-B", dst]
-                + ["-t", str(threads), "-o", "-v", "1"]
-            )
+        for attempt in (1, 2):
+            sql(info, f"DROP DATABASE IF EXISTS `{dst}`")
+            try:
+                with timed() as t_load:
+                    run(
+                        ["myloader", *client_args(info), *pw, "-d", dump, "-s", src, "-B", dst]
+                        + ["-t", str(threads), "-o", "-v", "1"]
+                    )
+                break
+            except RuntimeError as exc:
+                # Its two threads' INSERTs into the one table now and then deadlock in InnoDB
+                # (seen once in about ten runs), and myloader gives up: the whole restore is
+                # timed again, once, and the result says so.
+                if attempt == 2 or "Deadlock found" not in str(exc):
+                    raise
+                log("bench:   myloader gave up on an InnoDB deadlock; restoring again")
+        t_load.extra["retried"] = attempt > 1
         t_dump.extra["bytes"] = sum(
             os.path.getsize(os.path.join(dump, f)) for f in os.listdir(dump)
         )

@@ -130,7 +130,12 @@ def main(argv=None) -> int:
                 t_dump.child_cpu + t_load.child_cpu,
                 srv,
                 f"{args.threads} threads, chunks of 100k rows; dump {t_dump.wall:.2f} s + "
-                f"load {t_load.wall:.2f} s, one after the other",
+                f"load {t_load.wall:.2f} s, one after the other"
+                + (
+                    "; the load's first try ended in a myloader deadlock"
+                    if t_load.extra["retried"]
+                    else ""
+                ),
                 baseline=True,
             )
         ensure_server(info)
