@@ -132,7 +132,7 @@ def main(argv=None) -> int:
                 f"{args.threads} threads, chunks of 100k rows; dump {t_dump.wall:.2f} s + "
                 f"load {t_load.wall:.2f} s, one after the other"
                 + (
-                    "; the load's first try ended in a myloader deadlock"
+                    "; the load's first try ended in a myloader deadlock (server CPU includes it)"
                     if t_load.extra["retried"]
                     else ""
                 ),

@@ -158,7 +158,7 @@ def test_concurrent_consumers_of_one_function_each_run_their_own_handler_module(
     handler keeps its batch's state in a module-level BatchProcessor. The local stack's two
     load consumers, both inside a page at once, must each see their own module's processor:
     sharing one mixed up their batches' failures (a failed message reported handled and
-    deleted: the fault-injection soak lost pages that way)."""
+    deleted: the fault-injection soak lost pages that way), and their metrics their own."""
     import sys
     import threading
 
@@ -170,12 +170,14 @@ def test_concurrent_consumers_of_one_function_each_run_their_own_handler_module(
     both_inside = threading.Barrier(2, timeout=30)
     first_inside = threading.Event()
     processors: list[int] = []
+    metric_sets: list[dict] = []
 
     def load_page(ctx, key):
         frame = sys._getframe(1)
         while "processor" not in frame.f_globals:  # up to the handler module's record_handler
             frame = frame.f_back
         processors.append(id(frame.f_globals["processor"]))
+        metric_sets.append(frame.f_globals["metrics"].provider.metric_set)
         first_inside.set()
         both_inside.wait()  # the other consumer is inside its own batch meanwhile
         return {"rows": 0, "rejected": 0, "seconds": 0.0}
@@ -199,6 +201,11 @@ def test_concurrent_consumers_of_one_function_each_run_their_own_handler_module(
     assert consumed["LoadQueue"] == before + 2
     assert not both_inside.broken
     assert len(processors) == 2 and processors[0] != processors[1]
+    # Powertools' Metrics shares its class's dicts among instances: each consumer's are its own.
+    from aws_lambda_powertools import Metrics
+
+    assert metric_sets[0] is not metric_sets[1]
+    assert all(m is not Metrics._metrics for m in metric_sets)
 
 
 def test_a_process_that_made_a_local_stack_freezes_its_objects_at_exit():

@@ -3,6 +3,7 @@ its pages' extracted rows, every MySQL target table's against its loaded rows.""
 
 from __future__ import annotations
 
+import pymysql
 import pytest
 from sluice.contract import parse
 from sluice.db import connect as sluice_connect
@@ -54,8 +55,8 @@ def _verify(mysql_info, src: str, dst: str, progress: dict) -> dict:
 
 
 def test_each_table_s_source_and_target_counts_are_its_own(mysql_info, databases):
-    """The source and target counts run at once, on their own connections: each table's
-    entry holds its own two counts, and a target one row short fails its table alone."""
+    """Each table's entry holds its own source and target counts (the target's are counted in
+    a thread of their own), and a target one row short fails its table alone."""
     src, dst = databases
     progress = {"a": _progress("a", 3, 3), "b": _progress("b", 5, 5), "c": _progress("c", 2, 2)}
 
@@ -89,3 +90,15 @@ def test_every_count_matching_verifies_the_run(mysql_info, databases, connect):
 
     assert report["ok"]
     assert report["verdict"] == "VERIFIED: all 10 source rows accounted for (10 loaded, 0 rejected)"
+
+
+def test_a_count_that_fails_fails_verification_with_the_server_s_error(
+    mysql_info, databases, connect
+):
+    src, dst = databases
+    with connect().cursor() as cur:
+        cur.execute(f"DROP TABLE `{dst}`.`c`")
+    progress = {"a": _progress("a", 3, 3), "b": _progress("b", 5, 5), "c": _progress("c", 2, 2)}
+
+    with pytest.raises(pymysql.err.ProgrammingError, match=f"{dst}.c' doesn't exist"):
+        _verify(mysql_info, src, dst, progress)

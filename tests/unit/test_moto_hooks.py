@@ -551,3 +551,49 @@ print(envs["computeEnvironments"])
         "True True",
         "[]",
     ]
+
+
+def test_hook_7_runs_a_deferred_init_once_while_other_threads_wait_and_again_after_a_failure(
+    tmp_path, monkeypatch
+):
+    """The deferral on a package of the test's own: its submodules import without its
+    `__init__`; three threads' first use waits for one run of a slow `__init__`; an
+    `__init__` that raised runs again on the next use."""
+    pkg = tmp_path / "deferred_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "import time\n"
+        "from . import runs\n"
+        "runs.count += 1\n"
+        "if runs.count == 1:\n"
+        "    raise RuntimeError('first init fails')\n"
+        "time.sleep(0.3)\n"
+        "VALUE = runs.count\n"
+    )
+    (pkg / "runs.py").write_text("count = 0\n")
+    (pkg / "util.py").write_text("CONSTANT = 7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("deferred_pkg", "deferred_pkg.runs", "deferred_pkg.util"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+
+    moto_hooks._package_unrun_until_used("deferred_pkg")
+    from deferred_pkg.util import CONSTANT
+
+    assert CONSTANT == 7 and "deferred_pkg.runs" not in sys.modules  # __init__ not run
+    import deferred_pkg
+
+    with pytest.raises(RuntimeError, match="first init fails"):
+        getattr(deferred_pkg, "VALUE")  # noqa: B009 - the attribute access is the test
+    seen: list = []
+
+    def use() -> None:
+        seen.append(deferred_pkg.VALUE)
+
+    threads = [threading.Thread(target=use) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [2, 2, 2]  # one more run of __init__, which the other threads waited for
+    assert sys.modules["deferred_pkg.runs"].count == 2
+    assert "__getattr__" not in vars(deferred_pkg)

@@ -251,20 +251,29 @@ def test_item_lines_summed_a_slice_at_a_time_equal_the_whole_pages(monkeypatch):
             (pa.int64(), st.integers(-(2**63), 2**63 - 1)),
             (pa.uint8(), st.integers(0, 255)),
             (pa.string(), st.text(max_size=3)),
+            (pa.large_string(), st.text(max_size=3)),
+            (pa.binary(), st.binary(max_size=3)),
             (pa.large_binary(), st.binary(max_size=3)),
             (pa.float64(), st.floats(allow_nan=True)),
         ]
     ).flatmap(lambda t: st.tuples(st.just(t[0]), st.lists(t[1] | st.none(), max_size=8))),
     st.booleans(),
+    st.integers(0, 8),
 )
-def test_a_single_key_column_is_in_key_order_exactly_when_the_sort_leaves_it(case, sort_first):
+def test_a_single_key_column_is_in_key_order_exactly_when_the_sort_leaves_it(case, sort_first, cut):
     """The one-column check (one comparison a row) says what the stable sort would: equal
     neighbours are in order, anything else that the sort moves is not; nulls and floats
-    (NaN sorts last) go to the sort itself."""
+    (NaN sorts last) go to the sort itself. As `_staged_sum` hands it over: two chunks (the
+    slice before's last row, then the slice), sliced past their first row."""
     typ, values = case
     if sort_first:
         values = sorted(values, key=lambda v: (v is None, v if v is not None else 0))
-    rows = pa.table({"k": pa.array(values, typ)})
+    values = [values[0], *values] if values else values  # a row for the slice to drop
+    cut = min(cut, len(values))
+    rows = pa.concat_tables(
+        [pa.table({"k": pa.array(values[:cut], typ)}), pa.table({"k": pa.array(values[cut:], typ)})]
+    ).slice(1 if values else 0)
+    values = values[1:]
     order = pc.sort_indices(rows, sort_keys=[("k", "ascending")])
     assert stages._in_key_order(rows, ["k"]) == order.equals(
         pa.array(range(len(values)), order.type)

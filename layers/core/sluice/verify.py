@@ -31,15 +31,18 @@ def _row_counts(contract: Contract, source_conn, target_conn) -> tuple[dict, dic
         return {name: _count(conn, database, name) for name in dict.fromkeys(names)}
 
     targets = [spec.target_table for spec in contract.tables]
+    sources = [spec.source for spec in contract.tables]
+    if target_conn is source_conn:  # one connection cannot serve two threads
+        return counts(source_conn, contract.source_database, sources), counts(
+            target_conn, contract.target_database, targets
+        )
     with ThreadPoolExecutor(max_workers=1) as pool:
         target_counts = (
             pool.submit(counts, target_conn, contract.target_database, targets)
             if target_conn is not None
             else None
         )
-        source_counts = counts(
-            source_conn, contract.source_database, [s.source for s in contract.tables]
-        )
+        source_counts = counts(source_conn, contract.source_database, sources)
         return source_counts, target_counts.result() if target_counts else {}
 
 

@@ -101,26 +101,40 @@ def defer_moto_batch() -> None:
 
 def _package_unrun_until_used(name: str) -> None:
     """`name` in sys.modules as its package, its `__init__` run only when an attribute of the
-    package itself is first asked for (submodules import without it)."""
+    package itself is first asked for (submodules import without it). Another thread asking
+    meanwhile waits for `__init__` to finish; a name asked for from inside `__init__` is
+    missing, as in any module being imported; an `__init__` that raises runs again next time."""
     if name in sys.modules:
         return
     spec = importlib.util.find_spec(name)
+    if spec is None or spec.submodule_search_locations is None:
+        return  # not a package in this moto: nothing to defer
     package = importlib.util.module_from_spec(spec)  # __path__, __spec__: submodules import
-    lock = threading.Lock()
+    lock = threading.RLock()
+    state = {"ran": False, "running": False}
 
     def __getattr__(attr: str):
-        if attr.startswith("__"):  # probes such as __wrapped__: nothing to run __init__ for
+        if attr.startswith("__") and attr != "__all__":  # probes such as __wrapped__
             raise AttributeError(attr)
         with lock:
-            if package.__dict__.get("__getattr__") is __getattr__:
-                del package.__getattr__
-                spec.loader.exec_module(package)
+            if not state["ran"]:
+                if state["running"]:  # from inside __init__: not defined yet
+                    raise AttributeError(f"module {name!r} has no attribute {attr!r} yet")
+                state["running"] = True
+                try:
+                    spec.loader.exec_module(package)
+                finally:
+                    state["running"] = False
+                state["ran"] = True
+                if package.__dict__.get("__getattr__") is __getattr__:
+                    del package.__getattr__
         return object.__getattribute__(package, attr)
 
     package.__getattr__ = __getattr__
     sys.modules[name] = package
     parent, _, child = name.rpartition(".")
-    setattr(sys.modules[parent], child, package)  # as an import binds it to its parent
+    if parent:
+        setattr(sys.modules[parent], child, package)  # as an import binds it to its parent
 
 
 def _sfn():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import inspect
 import io
 import json
 import logging
@@ -69,9 +70,27 @@ def _no_collection_at_exit() -> None:
     lives until the process ends, and the interpreter's last garbage collections walked all of
     it: 0.70 s after `sluice run --local` of a million rows had printed its summary, against
     0.05 s with the objects frozen first (gc.freeze: the collector skips them, and the
-    operating system takes the memory back). Registered once, by the first local stack."""
+    operating system takes the memory back). Registered once, by the first local stack, so
+    exit handlers registered before it (logging's among them) still run after the freeze:
+    it changes what the collector walks, not what runs."""
     if _frozen_at_exit.acquire(blocking=False):
         atexit.register(gc.freeze)
+
+
+def _private_metrics(handler: Callable) -> None:
+    """Powertools' Metrics keeps its metrics in dicts of the class, shared by every instance
+    in a process: one per sandbox on Lambda, but the local runtime's consumer threads would
+    add to, flush and clear one set between them (a flush between another thread's check
+    and its serialisation raises, failing that batch). The handler module's `metrics` gets
+    sets of its own; its default dimensions (the service) are copied."""
+    metrics = inspect.unwrap(handler).__globals__.get("metrics")
+    provider = getattr(metrics, "provider", None)
+    if provider is None:
+        return
+    provider.metric_set, provider.metadata_set = {}, {}
+    provider.dimension_set = dict(provider.dimension_set)
+    metrics.metric_set, metrics.metadata_set = provider.metric_set, provider.metadata_set
+    metrics.dimension_set = provider.dimension_set
 
 
 def choose_workers(workers: str) -> str:
@@ -151,8 +170,10 @@ class LocalStack:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._exit = ExitStack()
+        # Each function's handler as `invoke` calls it (Step Functions' tasks, tests).
         self.handlers: dict[str, Callable] = {}
-        # A consumer thread's own instance of its function's module (see _consume).
+        # A consumer thread's own instance of its function's module (see _consume): what a
+        # test patches in `handlers[lid]`'s module does not reach the consumer threads.
         self._sandbox = threading.local()
 
     # ---------------------------------------------------------------- lifecycle
@@ -462,7 +483,9 @@ class LocalStack:
         # BatchProcessor holds the batch's records and failures. Two consumer threads sharing
         # one module mixed up their batches (a failed message reported handled, and deleted),
         # so each consumer thread runs its own instance of the module, as a sandbox would.
-        self._sandbox.handlers = {lid: self._load_handler(self.template.functions[lid])}
+        handler = self._load_handler(self.template.functions[lid])
+        _private_metrics(handler)
+        self._sandbox.handlers = {lid: handler}
         source = self._source(lid, src)
         consume(
             source,
