@@ -63,9 +63,9 @@ def mydumper_myloader(info, src: str, dst: str, threads: int = 2) -> tuple[Timin
                     )
                 break
             except RuntimeError as exc:
-                # Its two threads' INSERTs into the one table now and then deadlock in InnoDB
-                # (seen once in about ten runs), and myloader gives up: the whole restore is
-                # timed again, once, and the result says so.
+                # Its two threads' INSERTs into the one table can deadlock in InnoDB (a
+                # `make bench` of 2026-11-26 died of it), and myloader gives up: the whole
+                # restore is timed again, once, and the result says so.
                 if attempt == 2 or "Deadlock found" not in str(exc):
                     raise
                 log("bench:   myloader gave up on an InnoDB deadlock; restoring again")

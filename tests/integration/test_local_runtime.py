@@ -159,7 +159,6 @@ def test_concurrent_consumers_of_one_function_each_run_their_own_handler_module(
     load consumers, both inside a page at once, must each see their own module's processor:
     sharing one mixed up their batches' failures (a failed message reported handled and
     deleted: the fault-injection soak lost pages that way), and their metrics their own."""
-    import sys
     import threading
 
     from sluice import aws, stages
@@ -210,8 +209,8 @@ def test_concurrent_consumers_of_one_function_each_run_their_own_handler_module(
 
 def test_a_process_that_made_a_local_stack_freezes_its_objects_at_exit():
     """The last collections at exit walked the emulator's state (0.70 s after a million-row
-    run's summary): a process that made a local stack freezes its objects once its own exit
-    handlers have run, and one that made none does not."""
+    run's summary): a process that made a local stack freezes its objects at exit, after the
+    exit handlers registered before its first stack, and one that made none does not."""
     script = """
 import atexit, gc, sys
 atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0))  # runs last

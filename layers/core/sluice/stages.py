@@ -527,7 +527,8 @@ def _in_key_order(rows: pa.Table, key: list[str]) -> bool:
         col = rows.column(key[0])
         if col.null_count == 0 and _ordered_as_sorted(col.type):
             # A stable sort leaves a non-decreasing column as it is and moves anything else:
-            # one comparison a row instead of a sort (0.2 s of a million-row load's CPU).
+            # one comparison a row instead of a sort (the page's staged-sum pass, 50k rows:
+            # 9.5 ms with the sort, 3.9 ms with this).
             n = rows.num_rows
             return pc.all(pc.less_equal(col.slice(0, n - 1), col.slice(1))).as_py()
     order = pc.sort_indices(rows, sort_keys=[(k, "ascending") for k in key])
@@ -536,7 +537,7 @@ def _in_key_order(rows: pa.Table, key: list[str]) -> bool:
 
 def _ordered_as_sorted(t: pa.DataType) -> bool:
     """Types whose `less_equal` is the order sort_indices sorts them in (bytes for text);
-    not floats, which sort NaN last."""
+    not floats, which sort NaN last, nor checksum's view types, which have no `less_equal`."""
     return (
         pa.types.is_integer(t)
         or pa.types.is_string(t)

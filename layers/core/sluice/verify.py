@@ -30,20 +30,17 @@ def _row_counts(contract: Contract, source_conn, target_conn) -> tuple[dict, dic
     def counts(conn, database: str, names) -> dict[str, int]:
         return {name: _count(conn, database, name) for name in dict.fromkeys(names)}
 
-    targets = [spec.target_table for spec in contract.tables]
     sources = [spec.source for spec in contract.tables]
+    targets = [spec.target_table for spec in contract.tables]
+    if target_conn is None:
+        return counts(source_conn, contract.source_database, sources), {}
     if target_conn is source_conn:  # one connection cannot serve two threads
         return counts(source_conn, contract.source_database, sources), counts(
             target_conn, contract.target_database, targets
         )
     with ThreadPoolExecutor(max_workers=1) as pool:
-        target_counts = (
-            pool.submit(counts, target_conn, contract.target_database, targets)
-            if target_conn is not None
-            else None
-        )
-        source_counts = counts(source_conn, contract.source_database, sources)
-        return source_counts, target_counts.result() if target_counts else {}
+        target_counts = pool.submit(counts, target_conn, contract.target_database, targets)
+        return counts(source_conn, contract.source_database, sources), target_counts.result()
 
 
 def _scan_count(dynamo, table: str) -> int:
