@@ -597,3 +597,57 @@ def test_hook_7_runs_a_deferred_init_once_while_other_threads_wait_and_again_aft
     assert seen == [2, 2, 2]  # one more run of __init__, which the other threads waited for
     assert sys.modules["deferred_pkg.runs"].count == 2
     assert "__getattr__" not in vars(deferred_pkg)
+
+
+# ---------------------------------------------------------------- JSONPath parsed once
+
+
+def test_moto_s_interpreter_still_parses_a_json_path_anew_each_time_without_hook_8():
+    """When this fails, moto keeps parsed JSONPaths itself and hook 8 can go."""
+    json_path, result_path = moto_hooks._json_path_modules()
+    for module in (json_path, result_path):
+        assert module.parse("$.a.b") is not module.parse("$.a.b"), module.__name__
+
+
+def test_with_hook_8_each_path_is_parsed_once_and_evaluates_as_before():
+    from jsonpath_ng.exceptions import JsonPathParserError
+    from moto.stepfunctions.parser.asl.component.common.path.result_path import ResultPath
+
+    json_path, result_path = moto_hooks._json_path_modules()
+    own = json_path.parse, result_path.parse
+    doc = {"a": {"b": [1, 2]}, "c": "x"}
+    before = [json_path.extract_json(p, doc) for p in ("$.a.b", "$.a.b[1]", "$.c", "$")]
+    with moto_hooks.parsed_json_paths():
+        with moto_hooks.parsed_json_paths():  # nested users share the one patch
+            assert json_path.parse("$.a.b") is json_path.parse("$.a.b")
+            assert result_path.parse("$.r") is result_path.parse("$.r")
+            after = [json_path.extract_json(p, doc) for p in ("$.a.b", "$.a.b[1]", "$.c", "$")]
+            # ResultPath writes into each state's input through the same parsed expression
+            outputs = []
+            for value in (1, 2):
+                env = _result_env({"keep": True}, value)
+                ResultPath("$.r")._eval_body(env)
+                outputs.append(env.stack.pop())
+        assert json_path.parse is not own[0]  # still patched for the outer user
+        for _ in range(2):  # a bad path fails every time: a failed parse is not kept
+            with pytest.raises(JsonPathParserError, match="Parse error at 1:1"):
+                json_path.extract_json("$$..[", doc)
+    assert after == before == [[1, 2], 2, "x", doc]
+    assert outputs == [{"keep": True, "r": 1}, {"keep": True, "r": 2}]
+    assert (json_path.parse, result_path.parse) == own  # restored
+    assert moto_hooks._original_parses == {}
+
+
+def _result_env(state_input: dict, result):
+    """The two things ResultPath reads of an interpreter environment: the state's input and
+    the stack holding the task's result."""
+
+    class States:
+        def get_input(self):
+            return dict(state_input)
+
+    class Env:
+        states = States()
+        stack = [result]
+
+    return Env()

@@ -84,6 +84,27 @@ def test_columns_are_selected_so_the_server_prints_every_digit(
     assert column("c", data_type, column_type).select_expr() == expr
 
 
+@pytest.mark.parametrize(
+    ("data_type", "charset", "expr"),
+    [
+        # already UTF-8 as stored: the bytes go as they are
+        ("varchar", "utf8mb4", "`c`"),
+        ("enum", "utf8mb3", "`c`"),
+        ("text", "utf8", "`c`"),
+        # any other character set is converted as the wire would convert it
+        ("varchar", "latin1", "CAST(CONVERT(`c` USING utf8mb4) AS BINARY)"),
+        ("varchar", "ucs2", "CAST(CONVERT(`c` USING utf8mb4) AS BINARY)"),
+        ("longtext", None, "CAST(CONVERT(`c` USING utf8mb4) AS BINARY)"),  # unknown: convert
+        ("varbinary", "binary", "`c`"),
+        ("int", None, "`c`"),
+    ],
+)
+def test_only_character_columns_not_stored_as_utf8_are_converted_in_a_line(
+    column, data_type, charset, expr
+):
+    assert column("c", data_type, data_type, charset=charset).line_expr() == expr
+
+
 def test_unsupported_type_names_the_column_and_a_way_out(column):
     with pytest.raises(SluiceError, match=r"column 'v' has type 'vector\(3\)'.*exclude the column"):
         column("v", "vector", "vector(3)")

@@ -139,19 +139,18 @@ VIEW_SAMPLE_ROWS = 1000
 
 # The CPU assumption: rows (items) one CPU-second moves through each stage of a page on the
 # Lambda path, rounded down from `make bench`'s per-stage rows per CPU-second on a 2-core AMD
-# EPYC (the 1,000,000-row orders table, pages of 50,000): the DynamoDB transform after its
-# 2026-11-25 step (bench/RESULTS.md, "Steps": 1.18-1.25M, load average 1.3), the others
-# from the runs of that day; extract after the 2026-11-26 step (sluice.fetch), scaled by the
-# DynamoDB transform's figure of the same run (897k beside 1.26M: 780k at 1.1M). The bench
-# prints its own measurement beside each on every run; the machine's speed moves between
-# runs (its "Python reference loop" line), so read the ratios of one run together.
+# EPYC (the 1,000,000-row orders table, pages of 50,000) in its two fastest runs of the code
+# as it is (2026-11-26 04:46 and 06:07 UTC, "Python reference loop" 0.20-0.21 CPU s). Runs
+# on the same machine at other hours measured 0.6-0.7 of these figures (reference loop
+# 0.28-0.40 CPU s): the machine's speed moves, so read the ratios of one run together. The
+# bench prints its own measurement beside each on every run.
 ROWS_PER_CPU_SECOND = {
-    "extract": 750_000,  # source.read_page (one server-built line a row) + staging.write_arrow
-    "transform_dynamodb": 1_100_000,  # to_dynamodb_items
-    "gzip": 800_000,  # staging.gzip_lines: the items staged for either way
-    "load_dynamodb": 150_000,  # BatchWriteItem over HTTP, client CPU (the write way only)
-    "transform_mysql": 2_500_000,  # read + to_mysql_rows + write (bench: 3,067,193)
-    "load_mysql": 1_000_000,  # targets.mysql.load_rows, client CPU (bench: 1,069,754)
+    "extract": 750_000,  # source.read_page (one server-built line a row) + write_arrow: 885-897k
+    "transform_dynamodb": 1_100_000,  # to_dynamodb_items: 1.26M
+    "gzip": 800_000,  # staging.gzip_lines, the items staged for either way: 814-815k
+    "load_dynamodb": 125_000,  # BatchWriteItem over HTTP, client CPU (write way only): 129-139k
+    "transform_mysql": 1_800_000,  # read + to_mysql_rows + checksums + write: 1.82-1.84M
+    "load_mysql": 1_000_000,  # targets.mysql.load_rows, client CPU: 1.00-1.01M
 }
 WAY_STAGES = {
     "write": ("extract", "transform_dynamodb", "gzip", "load_dynamodb"),

@@ -66,6 +66,14 @@
    yet: its submodules import as usual, and the first attribute asked of the package itself
    (moto's `get_backend("batch")` asks for `batch_backends`) runs `__init__` in place, so
    whoever does use Batch gets the whole of it.
+8. Each JSONPath parsed once. moto's interpreter parses a state's JSONPaths (InputPath,
+   Parameters' `.$` fields, ResultSelector, ResultPath, Choice variables) every time the
+   state runs, and every parse builds a new jsonpath_ng parser, whose `yacc()` reads its
+   tables and reflects its grammar again (`json_path.extract_json` and
+   `result_path.ResultPath._eval_body` call `parse(path)`): 0.34 s of a million-row local
+   run's interpreter time went there, mostly in the progress loop's polls. While active,
+   both modules' `parse` keeps each path's parsed expression; jsonpath_ng's expressions
+   are not changed by `find` or `update_or_create`, so one serves every evaluation.
 
 tests/unit/test_moto_hooks.py fails loudly if a moto upgrade moves a patched method, and
 tells when moto's own import stops needing the second and seventh hooks.
@@ -73,6 +81,7 @@ tells when moto's own import stops needing the second and seventh hooks.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import sys
@@ -490,3 +499,39 @@ def shared_model_loaders():
             if not _loader_users:
                 botocore.session.create_loader, _moto_utils.create_loader = _original_loaders
                 _shared_loaders.clear()
+
+
+# ---------------------------------------------------------------- JSONPath
+
+_parse_users = 0
+_original_parses: dict = {}  # module -> its own parse, while parsed_json_paths is active
+
+
+def _json_path_modules() -> tuple:
+    defer_moto_batch()
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    return json_path, result_path
+
+
+@contextmanager
+def parsed_json_paths():
+    """While active, moto's Step Functions interpreter parses each JSONPath once (see above)."""
+    global _parse_users
+    modules = _json_path_modules()
+    with _lock:
+        _parse_users += 1
+        if _parse_users == 1:
+            for module in modules:
+                _original_parses[module] = module.parse
+                module.parse = functools.lru_cache(maxsize=4096)(module.parse)
+    try:
+        yield
+    finally:
+        with _lock:
+            _parse_users -= 1
+            if not _parse_users:
+                for module, parse in _original_parses.items():
+                    module.parse = parse
+                _original_parses.clear()

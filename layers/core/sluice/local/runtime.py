@@ -32,6 +32,7 @@ from .moto_hooks import (
     lambda_routes,
     message_waiter,
     one_call_at_a_time,
+    parsed_json_paths,
     shared_model_loaders,
 )
 from .template import Function, Resolver, Template
@@ -213,6 +214,7 @@ class LocalStack:
         self._exit.enter_context(
             lambda_routes({self.function_names[f]: self._route(f) for f in self.template.functions})
         )
+        self._exit.enter_context(parsed_json_paths())
         # The bulk path's Glue job runs the same job code on local PySpark.
         runner = LocalBulkRunner()
         self._exit.callback(runner.close)
