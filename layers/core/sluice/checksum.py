@@ -70,7 +70,7 @@ class _ColumnSum:
                 arr = pc.cast(arr, pa.large_binary())
             lengths = pc.cast(pc.binary_length(arr), pa.int64())
             self.values.update(_values_buffer(lengths, 8))
-            self.data.update(_var_data(arr))
+            self.data.update(var_data(arr))
         else:
             try:
                 width = t.bit_width // 8
@@ -108,7 +108,7 @@ def _values_buffer(arr: pa.Array, width: int) -> pa.Buffer:
     return arr.buffers()[1].slice(arr.offset * width, len(arr) * width)
 
 
-def _var_data(arr: pa.Array) -> pa.Buffer:
+def var_data(arr: pa.Array) -> pa.Buffer:
     """The bytes of a variable-width array's values back to back (zero copy)."""
     _, offsets, data = arr.buffers()[:3]
     wide = pa.types.is_large_binary(arr.type) or pa.types.is_large_string(arr.type)
