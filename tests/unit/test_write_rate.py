@@ -372,6 +372,23 @@ def test_the_load_concurrency_the_workers_divide_by_is_the_one_sqs_enforces():
     assert consumer_count("processes", "LoadFunction") == 2
 
 
+@pytest.mark.parametrize(
+    ("workers", "target_kind", "loads"),
+    [
+        ("threads", "mysql", 2),  # one loads while the other reads and encodes
+        ("threads", "dynamodb", 1),  # a second only contends for the interpreter lock
+        ("threads", None, 2),  # a stack that runs no stage of a known run
+        ("processes", "dynamodb", 2),
+        ("processes", "mysql", 2),
+    ],
+)
+def test_a_local_run_into_dynamodb_with_threads_has_one_load_consumer(workers, target_kind, loads):
+    stack = LocalStack(workers=workers, target_kind=target_kind)
+    assert consumer_count(workers, "LoadFunction", target_kind) == loads
+    assert stack.params["LoadConcurrency"] == str(loads)  # what the load workers divide by
+    assert consumer_count(workers, "TransformFunction", target_kind) == 1
+
+
 def test_the_dashboard_shows_write_units_and_time_waited_on_the_cap():
     body = load_yaml(TEMPLATE)["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
     text = body["Fn::Sub"] if isinstance(body, dict) else body

@@ -265,7 +265,7 @@ def _drive(
     with (
         _local_session(meta),
         handler_output_to(log),
-        LocalStack(restore=restore, workers=workers) as stack,
+        LocalStack(restore=restore, workers=workers, target_kind=contract.target_kind) as stack,
     ):
         view = ProgressView(err, live=err.isatty() and not as_json)
         manifest = _manifest(stack.environment["SLUICE_MANIFEST_TABLE"])
