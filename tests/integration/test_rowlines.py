@@ -188,6 +188,36 @@ def test_columns_of_other_charsets_arrive_as_utf8_as_the_wire_converts_them(conn
     assert column_of(lines, "e") == ["a", None]
 
 
+def test_bytes_stay_bytes_in_a_line_beside_utf8_and_other_charsets(conn, raw, db):
+    """A utf8mb4 column goes into the line without conversion, but cast to binary: joined as
+    text beside utf8mb4 columns of other collations (the fault suite's table: general_ci,
+    unicode_ci and JSON's utf8mb4_bin), the server made the line text and turned every byte
+    of a binary value that is not UTF-8 into '?'."""
+    every = bytes(range(256))
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE mix (id INT PRIMARY KEY, "
+            "name VARCHAR(80) CHARACTER SET utf8mb4 NOT NULL, "
+            "note TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, "
+            "data VARBINARY(300), "
+            "doc JSON, "
+            "code CHAR(3) CHARACTER SET latin1)"
+        )
+        cur.execute(
+            "INSERT INTO mix VALUES (1, 'naïve 名前 😀', 'café', %s, '{\"k\": \"ü\"}', 'ÿx'), "
+            "(2, '', NULL, %s, NULL, NULL), (3, 'x', '', NULL, '[]', '')",
+            (every, b"\xff\xfe\x80"),
+        )
+
+    lines, columns = both_ways(conn, raw, db, "mix")
+
+    assert lines.equals(columns)
+    assert column_of(lines, "data") == [every, b"\xff\xfe\x80", None]
+    assert column_of(lines, "name") == ["naïve 名前 😀", "", "x"]
+    assert column_of(lines, "note") == ["café", None, ""]
+    assert column_of(lines, "code") == ["ÿx", None, ""]
+
+
 def test_huge_text_within_a_line_is_read_whole(conn, raw, db):
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE h (id INT PRIMARY KEY, tx LONGTEXT, bl LONGBLOB)")

@@ -157,13 +157,18 @@ class Column:
         ASCII in a binary string as they do on the wire; binary and spatial values are their
         bytes.
 
-        A utf8mb4 or utf8mb3 column's bytes already are the wire's, so it goes unconverted:
-        CONVERT and the cast took 0.28 of the 1.34 server CPU seconds of reading a million
-        bench rows (four such columns of eight) as lines."""
+        A utf8mb4 or utf8mb3 column's bytes already are the wire's, so it is only cast:
+        reading a million bench rows (four such columns of eight) as lines took the server
+        2.15-2.17 CPU seconds against 2.55-2.58 with CONVERT (alternating, at a slow hour).
+        The cast is not optional: joined as text beside utf8mb4 columns of other collations,
+        the server makes the whole line text and turns a binary value's bytes that are not
+        UTF-8 into '?' (tests/integration/test_rowlines.py)."""
         expr = self.select_expr()
-        if self.kind in _CHARACTER_KINDS and self.charset not in _UTF8_CHARSETS:
-            return f"CAST(CONVERT({expr} USING utf8mb4) AS BINARY)"
-        return expr
+        if self.kind not in _CHARACTER_KINDS:
+            return expr
+        if self.charset in _UTF8_CHARSETS:
+            return f"CAST({expr} AS BINARY)"
+        return f"CAST(CONVERT({expr} USING utf8mb4) AS BINARY)"
 
     def max_line_bytes(self) -> int:
         """An upper bound of the bytes one value takes in line_expr()."""
