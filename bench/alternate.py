@@ -7,8 +7,11 @@ for the working tree); its `layers/core` is put first on the child's PYTHONPATH,
 child runs that tree's library while the bench's own code stays this one. The trees take
 turns, N rounds, on the same source table (`sluice_bench_alternate_src`, made once and kept
 for the next call), each run into a new target: a MySQL database made empty first, or a
-fresh null DynamoDB endpoint. Taking turns spreads the machine's drift over both sides;
-on 2 cores, runs of one tree still spread by 0.3-0.5 s, so compare the ranges, not one run.
+fresh null DynamoDB endpoint. The order turns round every other round (A B, B A, ...), so no
+tree always follows the same one, and each run waits for the server's own work left from the
+run before (InnoDB flushing and purging the dropped target) to settle first. Taking turns
+spreads the machine's drift over both sides; on 2 cores, runs of one tree still spread by
+0.3-0.5 s or more, so compare the ranges, not one run.
 
 For each run: wall seconds of the child process (start-up included), `run_local`'s seconds,
 the child's CPU seconds (with its worker processes) and the database server's CPU seconds.
@@ -22,10 +25,11 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from . import data, machine, stages
-from .common import PY, ROOT, server, sql, timed
+from .common import PY, ROOT, ensure_server, server, sql, timed
 from .endpoint import NullDynamo
 
 SOURCE, TARGET = "sluice_bench_alternate_src", "sluice_bench_alternate_dst"
@@ -45,14 +49,16 @@ def main(argv=None) -> int:
         if not (tree / "layers" / "core" / "sluice").is_dir():
             raise SystemExit(f"bench.alternate: {tree} is not a checkout of this repository")
     info = server()
+    os.environ.setdefault("SLUICE_MYSQL_URL", f"mysql://{info.user}@{info.host}:{info.port}")
+    ensure_server(info)
     if _rows(info) != args.rows:
         print(f"bench.alternate: generating {args.rows:,} rows in {SOURCE} ...", flush=True)
         data.create(info, SOURCE, args.rows)
     pid = machine.server_pid()
     runs: dict[Path, list[tuple[float, float, float, float]]] = {t: [] for t in trees}
     try:
-        for _ in range(args.runs):
-            for tree in trees:
+        for round_ in range(args.runs):
+            for tree in trees if round_ % 2 == 0 else trees[::-1]:
                 figures = _run(info, pid, tree, args)
                 runs[tree].append(figures)
                 print(
@@ -84,10 +90,11 @@ def _run(info, pid: int, tree: Path, args) -> tuple[float, float, float, float]:
         )
         contract.write_text(json.dumps(doc))
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "SLUICE_PROJECT_ROOT"},  # the tree's
             "PYTHONPATH": os.pathsep.join([str(tree / "layers" / "core"), str(ROOT)]),
             "SLUICE_LOCAL_WORKERS": args.workers,
         }
+        _settle(pid)
         s0 = machine.server_cpu_seconds(pid)
         with timed() as t:
             done = subprocess.run(
@@ -105,6 +112,17 @@ def _run(info, pid: int, tree: Path, args) -> tuple[float, float, float, float]:
         raise SystemExit(f"bench.alternate: {tree}'s run failed: {summary.get('verdict')}")
     bench = summary["bench"]
     return t.wall, bench["seconds"], bench["cpu_seconds"], srv
+
+
+def _settle(pid: int | None, idle: float = 0.05, most: float = 20.0) -> None:
+    """Wait until the server uses less than `idle` of a core over a quarter second (at most
+    `most` seconds; its CPU is counted in ticks of 10 ms, so 0.05 allows one tick)."""
+    deadline = time.monotonic() + most
+    while time.monotonic() < deadline:
+        before = machine.server_cpu_seconds(pid)
+        time.sleep(0.25)
+        if machine.server_cpu_seconds(pid) - before < idle * 0.25:
+            return
 
 
 def _rows(info) -> int | None:

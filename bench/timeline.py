@@ -8,6 +8,10 @@ the execution history, and each page's started, extracted, transformed and loade
 the manifest. A page that starts only when the one before it is extracted shows a stage with
 one consumer at work; loads that finish further and further behind their transforms show the
 load side falling behind.
+
+Then (with --workers threads), per consumer thread, the wall and CPU seconds (time.thread_time) spent in the parts of
+each stage named in PARTS, and how many calls: wall well above CPU is waiting, on the
+database server, on S3, SQS and DynamoDB calls, or for the interpreter lock.
 """
 
 from __future__ import annotations
@@ -24,6 +28,20 @@ from . import data, stages
 from .common import server, sql
 
 SOURCE, TARGET = "bench_timeline_src", "bench_timeline_dst"
+# (module, attribute path, label): the parts of the stages timed per thread.
+PARTS = [
+    ("sluice.stages", "extract_page", "extract, all of it"),
+    ("sluice.source", "fetch_lines", "  the lines off the socket"),
+    ("sluice.source", "_split", "  lines cut into columns"),
+    ("sluice.stages", "transform_page", "transform, all of it"),
+    ("sluice.stages", "load_page", "load, all of it"),
+    ("sluice.targets.mysql", "load_slices", "  LOAD DATA (encode and send)"),
+    ("sluice.checksum", "PageSum.update", "page checksums"),
+    ("sluice.stages", "Context.put", "S3 PutObject"),
+    ("sluice.stages", "Context.get", "S3 GetObject"),
+    ("sluice.manifest", "Manifest.advance", "manifest: advance"),
+    ("sluice.manifest", "Manifest.page", "manifest: page read"),
+]
 
 
 def main(argv=None) -> int:
@@ -61,6 +79,7 @@ def main(argv=None) -> int:
         return summary_of(stack, manifest, run_id, arn, desc, seconds)
 
     local_run._summary = summary
+    spent = _time_parts()
     doc = stages.contract_doc("mysql", SOURCE, dst=TARGET, page_size=args.page_size)
     with tempfile.TemporaryDirectory() as tmp:
         contract = Path(tmp) / "contract.json"
@@ -89,7 +108,56 @@ def main(argv=None) -> int:
         at = [float(it[k]) - started for k in ("started_at", "extracted_at", "transformed_at")]
         at.append(float(it["loaded_at"]) - started)
         print(f"  {int(it['page']):>4}  " + "  ".join(f"{t:9.2f}" for t in at))
+    if args.workers == "processes":
+        print("  (the stages ran in worker processes: their parts are not timed here)")
+        return 0
+    print("  thread                     part                            calls    wall s    CPU s")
+    order = {label: i for i, (_, _, label) in enumerate(PARTS)}
+    names: dict[str, str] = {}  # "name@ident" -> "name #n"
+    for key in sorted({thread for thread, _ in spent}):
+        name = key.rsplit("@", 1)[0]
+        names[key] = f"{name} #{sum(n.startswith(name + ' #') for n in names.values()) + 1}"
+    for (thread, label), (calls, wall, cpu) in sorted(
+        spent.items(), key=lambda kv: (names[kv[0][0]], order[kv[0][1]])
+    ):
+        print(f"  {names[thread]:26} {label:30} {calls:6}  {wall:8.2f} {cpu:8.2f}")
     return 0
+
+
+def _time_parts() -> dict[tuple[str, str], list]:
+    """Wrap each of PARTS to add its calls' wall and thread CPU seconds, per thread, into
+    the dict returned (wrapped where the stages look them up: module attributes and methods)."""
+    import functools
+    import importlib
+    import threading
+
+    spent: dict[tuple[str, str], list] = {}
+    lock = threading.Lock()
+
+    def timed(fn, label):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                # two consumers of one function share a name: told apart by their ident
+                key = (f"{threading.current_thread().name}@{threading.get_ident()}", label)
+                with lock:
+                    row = spent.setdefault(key, [0, 0.0, 0.0])
+                    row[0] += 1
+                    row[1] += time.perf_counter() - wall
+                    row[2] += time.thread_time() - cpu
+
+        return wrapper
+
+    for module, path, label in PARTS:
+        owner = importlib.import_module(module)
+        *parents, name = path.split(".")
+        for parent in parents:
+            owner = getattr(owner, parent)
+        setattr(owner, name, timed(getattr(owner, name), label))
+    return spent
 
 
 def _rows(info) -> int | None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from sluice.contract import problems
 from sluice.local.run import run_local
 
@@ -205,6 +206,22 @@ def test_concurrent_consumers_of_one_function_each_run_their_own_handler_module(
 
     assert metric_sets[0] is not metric_sets[1]
     assert all(m is not Metrics._metrics for m in metric_sets)
+
+
+@pytest.mark.parametrize(("target_kind", "loads"), [("dynamodb", 1), ("mysql", 2), (None, 2)])
+def test_a_stack_starts_the_load_consumer_threads_its_run_s_target_wants(
+    mysql_env, target_kind, loads
+):
+    """run_local names the run's target: into DynamoDB the one interpreter lock makes a second
+    load consumer a cost, into MySQL the second loads while the first waits on the server."""
+    from sluice.local.runtime import LocalStack
+
+    with LocalStack(target_kind=target_kind) as stack:
+        names = [t.name for t in stack._threads]
+        assert names.count("sqs-LoadFunction") == loads
+        assert names.count("sqs-ExtractFunction") == names.count("sqs-TransformFunction") == 1
+        # what the load workers divide a table's write rate by
+        assert stack.environment["SLUICE_LOAD_CONCURRENCY"] == str(loads)
 
 
 def test_a_process_that_made_a_local_stack_freezes_its_objects_at_exit():

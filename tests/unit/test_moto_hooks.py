@@ -621,13 +621,17 @@ def test_with_hook_8_each_path_is_parsed_once_and_evaluates_as_before():
         with moto_hooks.parsed_json_paths():  # nested users share the one patch
             assert json_path.parse("$.a.b") is json_path.parse("$.a.b")
             assert result_path.parse("$.r") is result_path.parse("$.r")
+            hits = json_path.parse.cache_info().hits
             after = [json_path.extract_json(p, doc) for p in ("$.a.b", "$.a.b[1]", "$.c", "$")]
+            # what the interpreter calls goes through the kept parse: "$.a.b" was parsed above
+            assert json_path.parse.cache_info().hits == hits + 1
             # ResultPath writes into each state's input through the same parsed expression
             outputs = []
             for value in (1, 2):
                 env = _result_env({"keep": True}, value)
                 ResultPath("$.r")._eval_body(env)
                 outputs.append(env.stack.pop())
+            assert result_path.parse.cache_info().hits == 3  # "$.r": twice above, twice here
         assert json_path.parse is not own[0]  # still patched for the outer user
         for _ in range(2):  # a bad path fails every time: a failed parse is not kept
             with pytest.raises(JsonPathParserError, match="Parse error at 1:1"):

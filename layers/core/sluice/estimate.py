@@ -139,8 +139,9 @@ VIEW_SAMPLE_ROWS = 1000
 
 # The CPU assumption: rows (items) one CPU-second moves through each stage of a page on the
 # Lambda path, rounded down from `make bench`'s per-stage rows per CPU-second on a 2-core AMD
-# EPYC (the 1,000,000-row orders table, pages of 50,000) in its two fastest runs of the code
-# as it is (2026-11-26 04:46 and 06:07 UTC, "Python reference loop" 0.20-0.21 CPU s). Runs
+# EPYC (the 1,000,000-row orders table, pages of 50,000) in its two fastest runs, of the code
+# as of those runs (2026-11-26 04:46 and 06:07 UTC, "Python reference loop" 0.20-0.21 CPU s;
+# extract and load_mysql have taken less CPU since, so these err on the safe side). Runs
 # on the same machine at other hours measured 0.6-0.7 of these figures (reference loop
 # 0.28-0.40 CPU s): the machine's speed moves, so read the ratios of one run together. The
 # bench prints its own measurement beside each on every run.

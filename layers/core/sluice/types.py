@@ -162,7 +162,9 @@ class Column:
         2.15-2.17 CPU seconds against 2.55-2.58 with CONVERT (alternating, at a slow hour).
         The cast is not optional: joined as text beside utf8mb4 columns of other collations,
         the server makes the whole line text and turns a binary value's bytes that are not
-        UTF-8 into '?' (tests/integration/test_rowlines.py)."""
+        UTF-8 into '?' (tests/integration/test_rowlines.py). A stored value that is not valid
+        UTF-8 (legacy data in a utf8mb3 column, say), which CONVERT would have made '?', now
+        fails its page naming the column (rowlines.split checks the text) instead."""
         expr = self.select_expr()
         if self.kind not in _CHARACTER_KINDS:
             return expr

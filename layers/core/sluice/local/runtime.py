@@ -43,7 +43,9 @@ LOCAL_OVERRIDES = {"CreateMissingTables": "true", "PollSeconds": "1"}
 # on the server's LOAD DATA (the interpreter lock released) while the other reads and encodes
 # its page; with one, loads ran one after another and fell behind extract (1M rows MySQL ->
 # MySQL on 2 cores: pages moved in 7.5 s with one, 6.3 s with two, bench/RESULTS.md). Two is
-# also the template's LoadConcurrency MinValue. In processes, two extract workers too: there
+# also the template's LoadConcurrency MinValue (SQS's least maximum concurrency), which the
+# one exception below goes under: locally nothing enforces it, and the load workers divide
+# the write rate by the consumers there are. In processes, two extract workers too: there
 # the runtime's interpreter lock does not cap them (with threads, a second extract consumer
 # moved the same pages no sooner). The load function's count is the stack's LoadConcurrency,
 # which divides a table's write_rate among its load workers (SLUICE_LOAD_CONCURRENCY), and so
@@ -53,10 +55,12 @@ CONSUMERS = {
     "processes": {"ExtractFunction": 2, "LoadFunction": 2},
 }
 # Except for a target kind named here. A DynamoDB load is Python work (the writer's HTTP
-# threads) under the runtime's one interpreter lock, not a wait on a server, so with threads
-# a second load consumer only contends for the lock: 1M bench rows into the null endpoint,
-# three alternating pairs, one load consumer 19.5-20.8 s and 20.4-21.5 CPU-s, two 23.1-24.3 s
-# and 23.6-24.8 CPU-s.
+# threads, or the SDK into the in-process emulator) under the runtime's one interpreter lock,
+# so with threads a second load consumer only contends for the lock: 1M bench rows into the
+# bench's null endpoint, which answers at once, six alternating pairs, one consumer faster in
+# each (19.5-20.8 s against 23.1-24.3 s, then 20.9-25.4 s against 22.9-25.7 s;
+# bench/RESULTS.md). Not measured: an endpoint slow enough to answer (a real table over a
+# network) that two consumers' writer threads would wait on together.
 CONSUMERS_BY_TARGET = {("threads", "dynamodb"): {"LoadFunction": 1}}
 
 

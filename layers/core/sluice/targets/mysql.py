@@ -203,7 +203,7 @@ def _field_text(arr: pa.Array, kind: str) -> pa.Array:
 
 def _escaped(out: pa.Array) -> pa.Array:
     """`out` (binary) with LOAD DATA's escapes, a pass for each byte the values hold: a pass
-    copies every value, and most columns hold none of the five (1M bench rows: 0.56 -> 0.31
+    copies every value, and most columns hold none of the five (1M bench rows: 0.56 -> 0.21
     CPU s to encode). Escaping the backslash first adds no byte the later passes look for."""
     held = var_data(out).to_pybytes()
     for a, b in _ESCAPES:
