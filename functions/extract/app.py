@@ -23,7 +23,7 @@ metrics = Metrics()
 def record_handler(record: SQSRecord) -> None:
     message = record.json_body
     ref = PageRef.from_dict(message)
-    logger.append_keys(run_id=ref.run_id, page=ref.label)
+    logger.thread_safe_append_keys(run_id=ref.run_id, page=ref.label)
     ctx = stages.context()
     receives = int(record.attributes.approximate_receive_count or 1)
     result = run_page_stage(

@@ -14,7 +14,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    logger.append_keys(run_id=event.get("run_id"))
+    logger.thread_safe_append_keys(run_id=event.get("run_id"))
     ctx = stages.context()
     if event.get("action") == "start":
         result = stages.start_imports(ctx, event)

@@ -17,11 +17,11 @@ metrics = Metrics()
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     if event.get("resume"):  # `sluice resume`: the run is planned already
         resumed = stages.resume_run(stages.context(), event)
-        logger.append_keys(run_id=resumed["run_id"])
+        logger.thread_safe_append_keys(run_id=resumed["run_id"])
         logger.info("run resumed", extra={"pages": resumed["page_count"]})
         return resumed
     plan = stages.plan_run(stages.context(), event)
-    logger.append_keys(run_id=plan["run_id"])
+    logger.thread_safe_append_keys(run_id=plan["run_id"])
     logger.info("run planned", extra={"pages": plan["page_count"], "tables": len(plan["tables"])})
     metrics.add_metric(name="PagesPlanned", unit=MetricUnit.Count, value=plan["page_count"])
     return plan

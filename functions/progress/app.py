@@ -11,5 +11,5 @@ tracer = Tracer()
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    logger.append_keys(run_id=event.get("run_id"))
+    logger.thread_safe_append_keys(run_id=event.get("run_id"))
     return stages.progress(stages.context(), event)

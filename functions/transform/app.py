@@ -25,7 +25,7 @@ def record_handler(record: SQSRecord) -> None:
     receives = int(record.attributes.approximate_receive_count or 1)
     for key in s3_object_keys(record.body):
         ref, _ = PageRef.from_key(key)
-        logger.append_keys(run_id=ref.run_id, page=ref.label)
+        logger.thread_safe_append_keys(run_id=ref.run_id, page=ref.label)
         result = run_page_stage(
             ctx, "transform", lambda key=key: stages.transform_page(ctx, key), ref, receives
         )

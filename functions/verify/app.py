@@ -14,7 +14,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    logger.append_keys(run_id=event.get("run_id"))
+    logger.thread_safe_append_keys(run_id=event.get("run_id"))
     # With "deep": true (`sluice verify --run ID`), every page is read back from the target.
     report = stages.verify_run(stages.context(), event)
     if report.get("deep"):

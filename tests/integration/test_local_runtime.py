@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -171,6 +172,7 @@ def test_concurrent_consumers_of_one_function_each_run_their_own_handler_module(
     first_inside = threading.Event()
     processors: list[int] = []
     metric_sets: list[dict] = []
+    logged: list[tuple[str, str]] = []  # (the page a consumer holds, the page its log names)
 
     def load_page(ctx, key):
         frame = sys._getframe(1)
@@ -180,6 +182,10 @@ def test_concurrent_consumers_of_one_function_each_run_their_own_handler_module(
         metric_sets.append(frame.f_globals["metrics"].provider.metric_set)
         first_inside.set()
         both_inside.wait()  # the other consumer is inside its own batch meanwhile
+        # A line this consumer's logger writes now, as its formatter makes it.
+        record = logging.LogRecord("load", logging.INFO, __file__, 1, "inside", None, None)
+        line = json.loads(frame.f_globals["logger"].registered_formatter.format(record))
+        logged.append((PageRef.from_key(key)[0].label, line.get("page")))
         return {"rows": 0, "rejected": 0, "seconds": 0.0}
 
     monkeypatch.setattr(stages, "load_page", load_page)
@@ -206,6 +212,9 @@ def test_concurrent_consumers_of_one_function_each_run_their_own_handler_module(
 
     assert metric_sets[0] is not metric_sets[1]
     assert all(m is not Metrics._metrics for m in metric_sets)
+    # Their loggers share one formatter; each line still names its own consumer's page.
+    assert len(logged) == 2 and logged[0][0] != logged[1][0]
+    assert all(held == named for held, named in logged), logged
 
 
 @pytest.mark.parametrize(("target_kind", "loads"), [("dynamodb", 1), ("mysql", 2), (None, 2)])
