@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     info = server()
     os.environ.setdefault("SLUICE_MYSQL_URL", f"mysql://{info.user}@{info.host}:{info.port}")
     ensure_server(info)
-    if _rows(info) != args.rows:
+    if data.rows_in(info, SOURCE) != args.rows:
         print(f"bench.alternate: generating {args.rows:,} rows in {SOURCE} ...", flush=True)
         data.create(info, SOURCE, args.rows)
     pid = machine.server_pid()
@@ -123,13 +123,6 @@ def _settle(pid: int | None, idle: float = 0.05, most: float = 20.0) -> None:
         time.sleep(0.25)
         if machine.server_cpu_seconds(pid) - before < idle * 0.25:
             return
-
-
-def _rows(info) -> int | None:
-    try:
-        return int(sql(info, f"SELECT COUNT(*) FROM `{SOURCE}`.`{data.TABLE}`")[0][0])  # noqa: S608
-    except Exception:  # no such database or table yet
-        return None
 
 
 if __name__ == "__main__":

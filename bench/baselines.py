@@ -35,10 +35,6 @@ def version(cmd: str) -> str:
     return (out.stdout or out.stderr).strip().splitlines()[0] if out.returncode == 0 else "?"
 
 
-def count(info, database: str) -> int:
-    return int(sql(info, f"SELECT COUNT(*) FROM `{TABLE}`", database=database)[0][0])  # noqa: S608
-
-
 def mydumper_myloader(info, src: str, dst: str, threads: int = 2) -> tuple[Timing, Timing]:
     """Dump with mydumper (chunks of 100k rows, so both threads work on the one table) and
     restore with myloader into `dst`; returns the two timings."""

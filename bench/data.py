@@ -64,6 +64,19 @@ def create(info, database: str, rows: int) -> None:
     )
 
 
+def count(info, database: str) -> int:
+    """The table's rows in `database`."""
+    return int(sql(info, f"SELECT COUNT(*) FROM `{TABLE}`", database=database)[0][0])  # noqa: S608
+
+
+def rows_in(info, database: str) -> int | None:
+    """The table's rows in `database`, or None when there is no such table yet."""
+    try:
+        return count(info, database)
+    except Exception:  # no such database or table
+        return None
+
+
 def stats(info, database: str) -> dict:
     """Row count and average row length as the server reports them."""
     (count,) = sql(info, f"SELECT COUNT(*) FROM `{TABLE}`", database=database)[0]  # noqa: S608

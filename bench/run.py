@@ -288,7 +288,7 @@ def _phases(summary: dict) -> str:
 
 
 def _check(info, database: str, rows: int, what: str) -> None:
-    got = baselines.count(info, database)
+    got = data.count(info, database)
     if got != rows:
         raise RuntimeError(f"bench: {what} left {got} rows in {database}, expected {rows}")
 

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         os.environ.setdefault(k, v)
-    if not (args.keep and _rows(info) == args.rows):
+    if not (args.keep and data.rows_in(info, SOURCE) == args.rows):
         data.create(info, SOURCE, args.rows)
     sql(info, f"DROP DATABASE IF EXISTS `{TARGET}`", f"CREATE DATABASE `{TARGET}`")
     sql(info, data.DDL, database=TARGET)
@@ -158,13 +158,6 @@ def _time_parts() -> dict[tuple[str, str], list]:
             owner = getattr(owner, parent)
         setattr(owner, name, timed(getattr(owner, name), label))
     return spent
-
-
-def _rows(info) -> int | None:
-    try:
-        return sql(info, f"SELECT COUNT(*) FROM `{SOURCE}`.`{data.TABLE}`")[0][0]  # noqa: S608
-    except Exception:  # no such database or table yet
-        return None
 
 
 if __name__ == "__main__":
