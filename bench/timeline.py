@@ -73,9 +73,9 @@ def main(argv=None) -> int:
     summary_of = local_run._summary
 
     def summary(stack, manifest, run_id, arn, desc, seconds):
+        seen["wait_returned"] = time.time()
         seen["history"] = stack.history(arn)
         seen["pages"] = [it for it in manifest.items(run_id) if it["sk"].startswith("PAGE#")]
-        seen["wait_returned"] = time.time()
         return summary_of(stack, manifest, run_id, arn, desc, seconds)
 
     local_run._summary = summary

@@ -12,4 +12,5 @@ tracer = Tracer()
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     logger.thread_safe_append_keys(run_id=event.get("run_id"))
-    return stages.progress(stages.context(), event)
+    wait_until = stages.tail_wait_until(event, context.get_remaining_time_in_millis())
+    return stages.progress(stages.context(), event, wait_until=wait_until)

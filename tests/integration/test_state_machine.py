@@ -191,11 +191,11 @@ def test_a_transient_progress_error_is_retried_and_the_run_succeeds(
     real_progress = stages.progress
     calls = []
 
-    def progress(ctx, event):
+    def progress(ctx, event, **kwargs):
         calls.append(event["run_id"])
         if len(calls) == 1:
             raise ConnectionError("DynamoDB endpoint reset (injected once by the test)")
-        return real_progress(ctx, event)
+        return real_progress(ctx, event, **kwargs)
 
     monkeypatch.setattr(stages, "progress", progress)
 

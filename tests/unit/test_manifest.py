@@ -124,3 +124,81 @@ def test_a_run_whose_waiting_pages_stopped_moving_fails_naming_them(manifest, mo
     monkeypatch.setattr(stages.time, "time", lambda: later)
     stale = stages.progress(ctx, {"run_id": RUN, "started_at": later - 120})
     assert (stale["done"], stale["failed"], stale["stalled"]) == (False, True, True)
+
+
+@pytest.fixture
+def progress_of(manifest, monkeypatch):
+    """stages.progress over the fixture's manifest (no dead-letter queues)."""
+    from sluice import stages
+    from sluice.config import Settings
+
+    monkeypatch.setattr(stages, "dlq_depths", lambda ctx: {})
+    monkeypatch.setattr(stages.Context, "manifest", property(lambda self: manifest))
+    ctx = stages.Context(Settings("b", "m", "", {}, 3, False, 1, 86400, stall_seconds=60))
+    return lambda event, **kwargs: stages.progress(ctx, {"run_id": RUN, **event}, **kwargs)
+
+
+def test_a_check_of_the_last_pages_waits_for_them_and_returns_when_they_are_done(
+    manifest, progress_of
+):
+    import threading
+    import time
+
+    from sluice.local.moto_hooks import one_call_at_a_time
+
+    manifest.advance(PageRef(RUN, "orders", 1), "loaded", {"loaded": 3})
+
+    def finish():  # the last two pages loaded 0.6 s into the check
+        time.sleep(0.6)
+        for ref in (PageRef(RUN, "orders", 2), PageRef(RUN, "users", 1)):
+            manifest.advance(ref, "loaded", {"loaded": 3})
+
+    with one_call_at_a_time():  # the thread writes while the check reads
+        loader = threading.Thread(target=finish)
+        started = time.monotonic()
+        loader.start()
+        report = progress_of({}, wait_until=started + 10)
+        waited = time.monotonic() - started
+        loader.join()
+    assert (report["done"], report["pages_loaded"], report["failed"]) == (True, 3, False)
+    assert 0.6 <= waited < 5  # back within a check of the last page, not at the poll's end
+
+
+def test_a_check_waits_for_the_last_pages_until_its_poll_is_up(manifest, progress_of):
+    import time
+
+    manifest.advance(PageRef(RUN, "orders", 1), "loaded", {"loaded": 3})
+    started = time.monotonic()
+    report = progress_of({}, wait_until=started + 0.8)
+    waited = time.monotonic() - started
+    assert (report["done"], report["pages_loaded"]) == (False, 1)
+    assert 0.5 <= waited < 0.8 + 0.5
+
+
+def test_a_check_returns_at_once_with_more_pages_left_or_a_page_failed(
+    manifest, progress_of, monkeypatch
+):
+    import time
+
+    from sluice import config
+
+    monkeypatch.setattr(config, "TAIL_PAGES", 2)  # 3 unfinished: not yet the run's tail
+    started = time.monotonic()
+    assert not progress_of({}, wait_until=started + 10)["done"]
+    monkeypatch.setattr(config, "TAIL_PAGES", 4)
+    manifest.record_failure(PageRef(RUN, "users", 1), "load", "Boom", final=True)
+    assert progress_of({}, wait_until=started + 10)["failed"]
+    assert progress_of({})["pages_loaded"] == 0  # without wait_until (not a Lambda): no wait
+    assert time.monotonic() - started < 2
+
+
+def test_a_check_waits_at_most_a_poll_and_ends_5_s_before_the_function_s_timeout():
+    import time
+
+    from sluice.stages import tail_wait_until
+
+    now = time.monotonic()
+    assert tail_wait_until({"poll_seconds": 15}, 60_000) - now == pytest.approx(15, abs=0.5)
+    assert tail_wait_until({"poll_seconds": 15}, 8_000) - now == pytest.approx(3, abs=0.5)
+    assert tail_wait_until({"poll_seconds": 15}, 2_000) - now == pytest.approx(0, abs=0.5)
+    assert tail_wait_until({}, 60_000) - now == pytest.approx(0, abs=0.5)

@@ -263,20 +263,22 @@ def _overlap(monkeypatch, first: tuple, second: tuple, call_first, call_second) 
     return seen == [True]
 
 
-def _manifest_calls():
-    client = boto3.client("dynamodb", region_name=REGION)
+def _create_table(client, name: str, *key: tuple[str, str]) -> None:
+    """A table keyed by `key`: (name, type) of its partition key, then of its sort key."""
     client.create_table(
-        TableName="manifest",
+        TableName=name,
         KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
+            {"AttributeName": n, "KeyType": kind}
+            for (n, _), kind in zip(key, ("HASH", "RANGE"), strict=False)
         ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t in key],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+def _manifest_calls():
+    client = boto3.client("dynamodb", region_name=REGION)
+    _create_table(client, "manifest", ("pk", "S"), ("sk", "S"))
     key = {"pk": {"S": "RUN#r"}, "sk": {"S": "PAGE#000001"}}
     client.put_item(TableName="manifest", Item=key)
 
@@ -655,3 +657,68 @@ def _result_env(state_input: dict, result):
         stack = [result]
 
     return Env()
+
+
+# ---------------------------------------------------------------- hook 9: COUNT scans
+
+
+def _paged_table(dynamo, name: str, items: int) -> None:
+    """A table whose items (about 2 kB each) take several of a Scan's 1 MB pages."""
+    _create_table(dynamo, name, ("PK", "S"), ("SK", "N"))
+    table = boto3.resource("dynamodb", region_name=REGION).Table(name)
+    with table.batch_writer() as w:
+        for i in range(items):
+            w.put_item(Item={"PK": f"P#{i % 7}", "SK": i, "pad": "x" * 2000, "odd": i % 2})
+
+
+def _scan_pages(dynamo, **kwargs) -> list[dict]:
+    pages = []
+    while True:
+        resp = dynamo.scan(**kwargs)
+        pages.append({k: resp[k] for k in ("Count", "ScannedCount")})
+        if "LastEvaluatedKey" not in resp:
+            return pages
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
+def test_moto_still_has_the_scan_hook_9_replaces():
+    from moto.dynamodb import responses
+
+    assert moto_hooks._original_scan is responses.DynamoHandler.scan
+    assert "LastEvaluatedKey" in inspect.getsource(responses.DynamoHandler.scan)
+
+
+def test_with_hook_9_a_count_of_a_whole_table_comes_in_one_response_with_moto_s_total(aws_mock):
+    dynamo = boto3.client("dynamodb", region_name=REGION)
+    _paged_table(dynamo, "counted", 1200)
+    count = {"TableName": "counted", "Select": "COUNT"}
+    own = _scan_pages(dynamo, **count)
+    odd = {
+        **count,
+        "FilterExpression": "odd = :one",
+        "ExpressionAttributeValues": {":one": {"N": "1"}},
+    }
+    own_odd = _scan_pages(dynamo, **odd)
+    own_limited = _scan_pages(dynamo, **count, Limit=500)
+    own_segment = _scan_pages(dynamo, **count, Segment=0, TotalSegments=2)
+    assert len(own) > 1  # moto pages it: the hook must give the same total in one
+    with moto_hooks.counted_scans():
+        hooked = _scan_pages(dynamo, **count)
+        hooked_consistent = _scan_pages(dynamo, **count, ConsistentRead=True)
+        # Anything that narrows or pages the scan is moto's own, page by page.
+        hooked_odd = _scan_pages(dynamo, **odd)
+        limited = _scan_pages(dynamo, **count, Limit=500)
+        segment = _scan_pages(dynamo, **count, Segment=0, TotalSegments=2)
+        items = _scan_pages(dynamo, TableName="counted")
+        with pytest.raises(dynamo.exceptions.ResourceNotFoundException):
+            dynamo.scan(TableName="missing", Select="COUNT")
+    total = sum(p["Count"] for p in own)
+    assert total == 1200
+    assert hooked == hooked_consistent == [{"Count": 1200, "ScannedCount": 1200}]
+    assert hooked_odd == own_odd and sum(p["Count"] for p in own_odd) == 600
+    assert limited == own_limited and sum(p["Count"] for p in limited) == 1200
+    assert segment == own_segment and 0 < sum(p["Count"] for p in segment) < 1200
+    assert sum(p["Count"] for p in items) == 1200 and len(items) == len(own)
+    from moto.dynamodb import responses
+
+    assert responses.DynamoHandler.scan is moto_hooks._original_scan  # restored

@@ -11,7 +11,8 @@ from sluice.errors import SluiceError
 def line(lay: rowlines.LineLayout, *values: bytes | None) -> bytes:
     """A line as select_line makes the server build it."""
     lengths = [lay.header + 1] + [0 if v is None else len(v) + 1 for v in values]
-    head = "".join(f"{n:0{w}d}" for n, w in zip(lengths, lay.widths, strict=True))
+    fields = zip(lengths, lay.bases, lay.widths, strict=True)
+    head = "".join(f"{n + base:0{w}d}" for n, base, w in fields)
     return head.encode() + b"".join(v for v in values if v is not None)
 
 
@@ -29,7 +30,8 @@ def test_header_fields_are_wide_enough_for_each_columns_longest_value(column):
         column("j", "longtext", "longtext", is_json=True),
     ]
     lay = rowlines.layout(cols)
-    assert lay.widths[1:] == (2, 4, 2, 6, 10)
+    assert lay.widths[1:] == (3, 5, 3, 7, 11)  # a leading 1, then digits for the longest
+    assert lay.bases[1:] == (100, 10_000, 100, 1_000_000, 10_000_000_000)
     assert len(str(lay.header + 1)) == lay.widths[0]
 
 
@@ -61,3 +63,15 @@ def test_text_that_is_not_utf8_names_its_column(lay):
     with pytest.raises(SluiceError, match=r"^v \(varchar\(5\)\): Invalid UTF8") as exc:
         rowlines.split(lines, lay)
     assert not isinstance(exc.value, rowlines.LineError)
+
+
+def test_a_header_field_below_its_base_is_refused_even_if_the_lengths_add_up(lay):
+    # id "7" then v "abc": fields 102 and 104 (bases 100: lengths 1 and 3, each plus one).
+    # With 100 moved from the first field to the second (002 and 204) the lengths, -99 and 103,
+    # still add up to the line's 4 bytes of values.
+    good = line(lay, b"7", b"abc")
+    own = lay.widths[0]
+    assert good[own : own + 6] == b"102104"
+    bad = good[:own] + b"002204" + good[own + 6 :]
+    with pytest.raises(rowlines.LineError, match="line 2 .* below its base"):
+        rowlines.split(pa.array([good, bad], pa.large_binary()), lay)

@@ -7,6 +7,14 @@ from dataclasses import dataclass
 
 from .errors import SluiceError
 
+# A run's last pages: a progress check that finds at most TAIL_PAGES unfinished (and none
+# failed) reads the manifest again every TAIL_CHECK_SECONDS until they are done, for up to a
+# poll, instead of leaving them to the next poll: the run ends when its last page does, not up
+# to PollSeconds later (a 1M-row local run's end came 0.5 s after its last page on average).
+# Earlier checks read the manifest once, as a long run's many polls should.
+TAIL_PAGES = 4
+TAIL_CHECK_SECONDS = 0.25
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:

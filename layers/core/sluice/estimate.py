@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from .config import TAIL_CHECK_SECONDS
 from .contract import DEFAULT_BULK_THRESHOLD, DEFAULT_PAGE_SIZE, Contract, TableSpec
 from .sql import q, qualified
 from .transform import selected_columns
@@ -471,19 +472,24 @@ def _key_lists(pages: int, dynamo: int, imports: int) -> int:
     return math.ceil(pages / S3_LIST_KEYS) * (1 + imports) if dynamo and pages else 0
 
 
-def _manifest_line(pages: int, writes_a_page: int, reads: float, polls: int) -> Line:
+def _manifest_line(
+    pages: int, writes_a_page: int, reads: float, polls: int, poll_seconds: int
+) -> Line:
     """The run's manifest table: a write per page and stage; reads by the stages that check a
-    page's checksum, and by every progress poll, which reads every page's item."""
+    page's checksum, and by every progress poll, which reads every page's item, as does each
+    check of a poll that waits for the run's last pages (config.TAIL_PAGES: a poll's worth)."""
     per_poll = math.ceil(pages * MANIFEST_ITEM_BYTES / 4096) * 0.5  # eventually consistent
-    reads += polls * per_poll
+    tail = math.ceil(poll_seconds / TAIL_CHECK_SECONDS) if pages else 0
+    reads += (polls + tail) * per_poll
     writes = pages * writes_a_page
     cost = _cost("dynamodb_write", writes) + _cost("dynamodb_read", reads)
+    checks = f", {_n(tail, 'check')} of the last pages" if tail else ""
     return Line(
         "DynamoDB manifest",
         writes + reads,
         "request units",
         cost,
-        f"{writes:,} writes, {reads:,.0f} reads ({_n(polls, 'progress poll')})",
+        f"{writes:,} writes, {reads:,.0f} reads ({_n(polls, 'progress poll')}{checks})",
     )
 
 
@@ -608,7 +614,11 @@ def lambda_path(
         )
     )
     lines += target
-    lines.append(_manifest_line(pages, 1 + len(stages), pages * (len(stages) - 1) * 0.5, polls))
+    lines.append(
+        _manifest_line(
+            pages, 1 + len(stages), pages * (len(stages) - 1) * 0.5, polls, stack.poll_seconds
+        )
+    )
     return PathEstimate(
         name,
         "lambda",
@@ -708,7 +718,8 @@ def bulk_path(
         )
     )
     lines += target
-    lines.append(_manifest_line(pages, 2, 0.0, polls))
+    # Its one progress check comes after the job: every page is loaded (or failed) by then.
+    lines.append(_manifest_line(pages, 2, 0.0, polls, poll_seconds=0))
     return PathEstimate(
         name,
         "bulk",

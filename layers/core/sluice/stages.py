@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 from . import (
     bulk,
     checksum,
+    config,
     db,
     ddb_import,
     ratelimit,
@@ -861,17 +862,40 @@ def dlq_depths(ctx: Context) -> dict[str, int]:
     return out
 
 
-def progress(ctx: Context, event: dict) -> dict:
+def _in_tail(tables: dict) -> bool:
+    """Whether the run is down to its last pages (config.TAIL_PAGES), none of them failed."""
+    left = sum(t.pages - t.pages_loaded for t in tables.values())
+    failed = any(p["status"] == "failed" for t in tables.values() for p in t.failed_pages)
+    return 0 < left <= config.TAIL_PAGES and not failed
+
+
+def tail_wait_until(event: dict, remaining_ms: int) -> float:
+    """Until when (time.monotonic) a progress check may wait for a run's last pages: a poll
+    (the event's `poll_seconds`), and never closer than 5 s to the function's timeout."""
+    poll = float(event.get("poll_seconds") or 0)
+    return time.monotonic() + max(0.0, min(poll, remaining_ms / 1000 - 5))
+
+
+def progress(ctx: Context, event: dict, *, wait_until: float | None = None) -> dict:
     """Where the run stands: `done` when every page is loaded, `failed` when a page cannot be.
 
     With `bulk_failed` ({table, error, cause}: a bulk table's Glue job run failed), that
-    table's unfinished pages are marked failed first, so the run ends instead of waiting."""
+    table's unfinished pages are marked failed first, so the run ends instead of waiting.
+    With `wait_until` (time.monotonic), a check that finds the run in its last pages waits
+    for them until then (config.TAIL_PAGES)."""
     run_id = event["run_id"]
     if failure := event.get("bulk_failed"):
         bulk.fail_unfinished(
             ctx.manifest, run_id, failure["table"], bulk.job_failure_reason(failure)
         )
     tables = ctx.manifest.progress(run_id)
+    while (
+        wait_until is not None
+        and _in_tail(tables)
+        and time.monotonic() + config.TAIL_CHECK_SECONDS < wait_until
+    ):
+        time.sleep(config.TAIL_CHECK_SECONDS)
+        tables = ctx.manifest.progress(run_id)
     depths = dlq_depths(ctx)
     failed_pages = sum(
         1 for t in tables.values() for p in t.failed_pages if p["status"] == "failed"

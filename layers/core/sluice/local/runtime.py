@@ -26,6 +26,7 @@ from .. import aws
 from .bulk_runner import LocalBulkRunner, create_glue_jobs
 from .consumer import ACCOUNT, LambdaContext, Source, consume, load_handler
 from .moto_hooks import (
+    counted_scans,
     defer_moto_batch,
     glue_job_routes,
     import_items_as_json,
@@ -37,6 +38,14 @@ from .moto_hooks import (
 )
 from .template import Function, Resolver, Template
 
+# `wait` asks whether the execution ended (a DescribeExecution, about 2 ms of the interpreter)
+# every END_CHECK_SECONDS, and every AFTER_TASK_SECONDS for AFTER_TASK_CHECKS checks after one
+# of its Lambda tasks returns (an execution ends a few states after its last task: about
+# 10 ms). It calls `on_tick` at most every TICK_SECONDS (the CLI's progress view reads the
+# whole manifest: about 40 ms for a 20-page run).
+END_CHECK_SECONDS = 0.25
+AFTER_TASK_SECONDS, AFTER_TASK_CHECKS = 0.02, 5
+TICK_SECONDS = 0.5
 LOCAL_OVERRIDES = {"CreateMissingTables": "true", "PollSeconds": "1"}
 # Consumers per SQS event source of each function (1 where not named), by where they run:
 # "threads" of this process, or worker "processes". Two load consumers either way: one waits
@@ -190,6 +199,7 @@ class LocalStack:
         # A consumer thread's own instance of its function's module (see _consume): what a
         # test patches in `handlers[lid]`'s module does not reach the consumer threads.
         self._sandbox = threading.local()
+        self._task_returned = threading.Event()  # a state machine's Lambda task came back
 
     # ---------------------------------------------------------------- lifecycle
     def __enter__(self) -> LocalStack:
@@ -222,11 +232,17 @@ class LocalStack:
             self._exit.callback(self._pool.stop)  # after an error before consumers start
             self._pool.launch()  # it imports while the resources are made
         self._exit.enter_context(import_items_as_json())
+        self._exit.enter_context(counted_scans())  # verification counts a table by Scan
         aws.reset_clients()
         self._exit.callback(aws.reset_clients)
         self._create_resources()
         self._exit.enter_context(
-            lambda_routes({self.function_names[f]: self._route(f) for f in self.template.functions})
+            lambda_routes(
+                {
+                    self.function_names[f]: self._task(self._route(f))
+                    for f in self.template.functions
+                }
+            )
         )
         self._exit.enter_context(parsed_json_paths())
         # The bulk path's Glue job runs the same job code on local PySpark.
@@ -461,6 +477,17 @@ class LocalStack:
 
         return invoke
 
+    def _task(self, route: Callable[[str, dict], object]) -> Callable[[str, dict], object]:
+        """`route` as a state machine's Lambda task calls it: `wait` hears when it returns."""
+
+        def invoke(name: str, event: dict) -> object:
+            try:
+                return route(name, event)
+            finally:
+                self._task_returned.set()
+
+        return invoke
+
     def invoke(self, lid: str, event: dict) -> object:
         """Call a function's handler as Lambda would (sam local invoke, in-process)."""
         return self._route(lid)(lid, event)
@@ -553,6 +580,7 @@ class LocalStack:
     ) -> dict:
         sfn = aws.client("stepfunctions")
         deadline = time.monotonic() + timeout
+        ticked, quick = 0.0, 0
         while True:
             desc = sfn.describe_execution(executionArn=execution_arn)
             if desc["status"] != "RUNNING":
@@ -565,9 +593,16 @@ class LocalStack:
                 )
             if time.monotonic() > deadline:
                 raise TimeoutError(f"execution {execution_arn} still running after {timeout} s")
-            if on_tick:
+            if on_tick and time.monotonic() - ticked >= TICK_SECONDS:
                 on_tick()
-            time.sleep(0.25)
+                ticked = time.monotonic()
+            if quick:
+                quick -= 1
+                time.sleep(AFTER_TASK_SECONDS)
+            elif self._task_returned.wait(END_CHECK_SECONDS):
+                self._task_returned.clear()
+                quick = AFTER_TASK_CHECKS
+                time.sleep(AFTER_TASK_SECONDS)
 
     def history(self, execution_arn: str) -> list[dict]:
         sfn = aws.client("stepfunctions")
