@@ -741,11 +741,14 @@ def transform_page(ctx: Context, key: str) -> dict:
     data = ctx.get(key)
     out_key, imports = ref.key(staging.TRANSFORMED, contract.target_kind), False
     if contract.target_kind == "mysql":
-        page = staging.read_arrow(data)
-        _refuse_changed(ctx, ref, key, "extract_sum", checksum.page_sum(page))
-        page, rejected = _user_transformed(ctx.settings.bucket, ref.run_id, spec, page)
+        extracted = staging.read_arrow(data)
+        summed = checksum.PageSum(extracted.schema)
+        summed.update(extracted)
+        _refuse_changed(ctx, ref, key, "extract_sum", summed.hexdigest())
+        page, rejected = _user_transformed(ctx.settings.bucket, ref.run_id, spec, extracted)
         rows = transform.to_mysql_rows(page, spec)
-        body, n, out_sum = checksum.write_arrow(rows.schema, rows.to_batches())
+        body, n = staging.write_arrow(rows.schema, rows.to_batches())
+        out_sum = checksum.sum_reusing(rows, extracted, summed)
     else:
         _refuse_changed(ctx, ref, key, "extract_sum", _staged_sum(data)[0])
         bucket, run_id = ctx.settings.bucket, ref.run_id
