@@ -342,3 +342,52 @@ def test_verify_local_refuses_a_saved_run_without_its_staged_pages(tmp_path, cap
 
     assert code == 1
     assert "run r0: its saved state" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- legacy checksums
+
+
+def _record_as_before(ctx, ref: PageRef, field: str, value: str) -> None:
+    """Set a page's recorded sum as an earlier Sluice (BLAKE2b sums) recorded it."""
+    from sluice.manifest import _page_sk, _pk
+
+    ctx.manifest.table.update_item(
+        Key={"pk": _pk(ref.run_id), "sk": _page_sk(ref)},
+        UpdateExpression="SET #f = :v",
+        ExpressionAttributeNames={"#f": field},
+        ExpressionAttributeValues={":v": value},
+    )
+
+
+@pytest.mark.parametrize("kind", ["mysql", "dynamodb"])
+def test_a_run_begun_before_the_upgrade_is_checked_against_its_legacy_sums(
+    kind, unwired_stack, source, new_database
+):
+    from sluice import checksum
+
+    target = new_database("dv_dst")
+    doc = mysql_contract(source, target) if kind == "mysql" else dynamodb_contract(source)
+    run_id = f"dv-legacy-{kind}"
+    ctx, ref = _plan_and_extract(unwired_stack, doc, run_id)
+    x_key = ref.key(staging.EXTRACTED)
+    assert ctx.manifest.page(ref)["extract_sum"].startswith(checksum.TAG)  # this Sluice's
+    before = checksum.page_sum(staging.read_arrow(ctx.get(x_key)), old=True)
+    assert checksum.legacy(before) and len(before) == 32
+    _record_as_before(ctx, ref, "extract_sum", before)
+    stages.transform_page(ctx, x_key)  # the legacy sum matches the page: it goes on
+
+    t_key = ref.key(staging.TRANSFORMED, kind)
+    good = ctx.get(t_key)
+    if kind == "mysql":
+        before = checksum.page_sum(staging.read_arrow(good), old=True)
+        tampered = _tampered_arrow(good)
+    else:
+        before = checksum.lines_sum(gzip.decompress(good), old=True)
+        tampered = gzip.compress(gzip.decompress(good).replace(b'"item 2"', b'"item 2!"', 1))
+    _record_as_before(ctx, ref, "transform_sum", before)
+    ctx.put(t_key, tampered)
+    with pytest.raises(PageError, match=rf"page items#1 of run {run_id}: the staged object"):
+        stages.load_page(ctx, t_key)  # a legacy sum still catches a changed page
+    ctx.put(t_key, good)
+    assert stages.load_page(ctx, t_key)["rows"] == 10
+    assert ctx.manifest.page(ref)["loaded_sum"].startswith(checksum.TAG)

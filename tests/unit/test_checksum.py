@@ -41,6 +41,9 @@ ROW = st.fixed_dictionaries(
 )
 
 
+ONE = {"qty": 1, "price": None, "ratio": 0.5, "paid": True, "note": "a", "blob": b"", "big": "b"}
+
+
 def page(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist([{"id": i, **r} for i, r in enumerate(rows)], schema=SCHEMA)
 
@@ -190,35 +193,14 @@ def test_a_sum_that_reuses_the_input_s_columns_is_the_sum_of_the_output(rows, cu
 
 
 def test_a_sum_reusing_a_sum_of_other_rows_is_refused():
-    t = page(
-        [
-            {
-                "qty": 1,
-                "price": None,
-                "ratio": None,
-                "paid": None,
-                "note": "a",
-                "blob": None,
-                "big": None,
-            }
-        ]
-    )
+    t = page([ONE])
     summed = checksum.PageSum(t.schema)
     with pytest.raises(SluiceError, match="not the sum of `page`"):
         checksum.sum_reusing(t, t, summed)  # nothing summed yet
 
 
 def test_columns_taken_from_the_input_are_not_read_again(monkeypatch):
-    row = {
-        "qty": 1,
-        "price": None,
-        "ratio": 0.5,
-        "paid": True,
-        "note": "a",
-        "blob": b"",
-        "big": "b",
-    }
-    t = page([row] * 3)
+    t = page([ONE] * 3)
     summed = checksum.PageSum(t.schema)
     summed.update(t)
     out = t.select(["note", "id"]).rename_columns(["memo", "id"])
@@ -234,3 +216,25 @@ def test_columns_taken_from_the_input_are_not_read_again(monkeypatch):
     monkeypatch.setattr(checksum._ColumnSum, "update", counted)
     assert checksum.sum_reusing(out, t, summed) == expected
     assert read == ["n"]  # memo and id: their streams came from the input's sum
+
+
+def test_sums_are_tagged_and_legacy_sums_are_told_apart_and_still_made():
+    t = page([ONE])
+    now, before = checksum.page_sum(t), checksum.page_sum(t, old=True)
+    assert now.startswith(checksum.TAG) and len(now) == len(checksum.TAG) + 32
+    assert len(before) == 32 and int(before, 16) >= 0  # BLAKE2b-128, as earlier releases wrote
+    assert (checksum.legacy(now), checksum.legacy(before), checksum.legacy(None)) == (
+        False,
+        True,
+        False,
+    )
+    assert checksum.page_sum(t.slice(0, 0), old=True) != checksum.page_sum(t.slice(0, 0))
+    lines = b'{"Item": {}}\n'
+    assert checksum.lines_sum(lines).startswith(checksum.TAG) and checksum.legacy(
+        checksum.lines_sum(lines, old=True)
+    )
+    summed = checksum.PageSum(t.schema, old=True)
+    summed.update(t)
+    assert summed.hexdigest() == before
+    with pytest.raises(SluiceError, match="not the sum of `page`"):
+        checksum.sum_reusing(t, t, summed)  # a legacy sum is never reused for a new one

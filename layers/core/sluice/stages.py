@@ -12,6 +12,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -484,10 +485,15 @@ def _dynamodb_items(bucket: str, run_id: str, spec, page: pa.Table):
     return lines, rejected + refused, keys
 
 
-def _refuse_changed(ctx: Context, ref: PageRef, key: str, field: str, found: str) -> None:
+def _refuse_changed(
+    ctx: Context, ref: PageRef, key: str, field: str, found: str, found_old: Callable[[], str]
+) -> None:
     """Refuse a staged object whose rows are not those the stage before recorded (`field`,
-    a checksum on the page's manifest item): changed, replaced or damaged since."""
+    a checksum on the page's manifest item): changed, replaced or damaged since. `found` is
+    the object's sum; `found_old()` sums it the legacy way, for a legacy recorded sum."""
     recorded = (ctx.manifest.page(ref) or {}).get(field)
+    if checksum.legacy(recorded):
+        found = found_old()
     if recorded is not None and recorded != found:
         raise PageError(
             f"page {ref.label} of run {ref.run_id}: the staged object {key} does not hold the "
@@ -507,11 +513,11 @@ SLICE_ROWS = 10_000
 _ROW = "__sluice_row__"  # a slice's row numbers, in a column of their own
 
 
-def _staged_sum(data: bytes, key: list[str] | None = None) -> tuple[str, bool]:
-    """A staged Arrow page's checksum (checksum.page_sum), summed a slice at a time; and
-    whether its rows are in `key` order as checksum.key_ordered sorts them, which makes their
-    key-ordered sum the same sum."""
-    summed = checksum.PageSum(staging.arrow_schema_of(data))
+def _staged_sum(data: bytes, key: list[str] | None = None, old: bool = False) -> tuple[str, bool]:
+    """A staged Arrow page's checksum (checksum.page_sum; `old`: a legacy one), summed a slice
+    at a time; and whether its rows are in `key` order as checksum.key_ordered sorts them,
+    which makes their key-ordered sum the same sum."""
+    summed = checksum.PageSum(staging.arrow_schema_of(data), old)
     ordered, last = bool(key), None
     for part in staging.iter_arrow(data, SLICE_ROWS):
         summed.update(part)
@@ -548,14 +554,9 @@ def _ordered_as_sorted(t: pa.DataType) -> bool:
     )
 
 
-def _lines_hash():
-    """checksum.lines_sum's hash, to feed a page's lines a slice at a time."""
-    return checksum._hasher(b"sluice-lines-v1")
-
-
-def _staged_lines_sum(data: bytes) -> str:
+def _staged_lines_sum(data: bytes, old: bool = False) -> str:
     """checksum.lines_sum of a staged page of item lines (gzip), unzipped a piece at a time."""
-    h = _lines_hash()
+    h = checksum.lines_hasher(old)
     for piece in staging.iter_gunzip(data):
         h.update(piece)
     return h.hexdigest()
@@ -600,7 +601,7 @@ def _page_items(data: bytes, plan_of, user=None) -> _Items:
 def _sliced_items(parts, schema: pa.Schema, plan, rejected, *, repeats: bool) -> _Items | None:
     """_page_items of these slices; None if a key is in two slices and `repeats` is false
     (each slice is then not checked against the slices before it)."""
-    body, h = staging.GzipWriter(), _lines_hash()
+    body, h = staging.GzipWriter(), checksum.lines_hasher()
     targets: list[pa.Array] = []  # the items' keys, as the keys object holds them
     sources: list[pa.Array] = []
     others: list[pa.Array] = []  # refused rows' target keys: a later row of one is refused too
@@ -714,7 +715,7 @@ def _lines_written_sum(data: bytes, key_names: list[str], refused: list[dict], p
     if not refused:
         return page_sum
     gone = {tuple(k[n] for n in key_names if n in k) for k in refused}
-    h = _lines_hash()
+    h = checksum.lines_hasher()
     for lines in staging.iter_gunzip_lines(data, SLICE_ROWS):
         h.update(
             b"".join(
@@ -744,13 +745,27 @@ def transform_page(ctx: Context, key: str) -> dict:
         extracted = staging.read_arrow(data)
         summed = checksum.PageSum(extracted.schema)
         summed.update(extracted)
-        _refuse_changed(ctx, ref, key, "extract_sum", summed.hexdigest())
+        _refuse_changed(
+            ctx,
+            ref,
+            key,
+            "extract_sum",
+            summed.hexdigest(),
+            lambda: checksum.page_sum(extracted, old=True),
+        )
         page, rejected = _user_transformed(ctx.settings.bucket, ref.run_id, spec, extracted)
         rows = transform.to_mysql_rows(page, spec)
         body, n = staging.write_arrow(rows.schema, rows.to_batches())
         out_sum = checksum.sum_reusing(rows, extracted, summed)
     else:
-        _refuse_changed(ctx, ref, key, "extract_sum", _staged_sum(data)[0])
+        _refuse_changed(
+            ctx,
+            ref,
+            key,
+            "extract_sum",
+            _staged_sum(data)[0],
+            lambda: _staged_sum(data, old=True)[0],
+        )
         bucket, run_id = ctx.settings.bucket, ref.run_id
 
         def plan_of(schema: pa.Schema) -> transform.ItemPlan:
@@ -802,7 +817,9 @@ def load_page(ctx: Context, key: str) -> dict:
     if contract.target_kind == "mysql":
         key_cols = [spec.rename.get(k, k) for k in spec.key]
         found, in_key_order = _staged_sum(data, key_cols)
-        _refuse_changed(ctx, ref, key, "transform_sum", found)
+        _refuse_changed(
+            ctx, ref, key, "transform_sum", found, lambda: _staged_sum(data, old=True)[0]
+        )
         # One statement and transaction for the page. A transient MySQL failure (its
         # transaction rolled back) loads the whole page again.
         n, rejected = retry.call(
@@ -822,7 +839,9 @@ def load_page(ctx: Context, key: str) -> dict:
         table = contract.dynamo_tables[spec.target_table]
         key_names = [k for k in (table.partition_key, table.sort_key) if k]
         found = _staged_lines_sum(data)
-        _refuse_changed(ctx, ref, key, "transform_sum", found)
+        _refuse_changed(
+            ctx, ref, key, "transform_sum", found, lambda: _staged_lines_sum(data, old=True)
+        )
         meter = _write_meter(ctx, ref.run_id, table)
         writer, n, rejected = _dynamo_writer(contract), 0, staging.NO_REJECTS
         for lines in staging.iter_gunzip_lines(data, SLICE_ROWS):

@@ -254,7 +254,7 @@ def check_mysql_table(
                 )
             )
             continue
-        if checksum.page_sum(actual) == rec.loaded_sum:
+        if checksum.page_sum(actual, checksum.legacy(rec.loaded_sum)) == rec.loaded_sum:
             continue
         bad = _mysql_page_diff(t, spec, rec, key, found, actual)
         if bad is not None:
@@ -290,7 +290,10 @@ def _mysql_page_diff(
             "the target's rows in this range do not sum to what was loaded; the staged page is "
             "gone, so the keys cannot be named",
         )
-    if rec.transform_sum is not None and checksum.page_sum(staged) != rec.transform_sum:
+    if (
+        rec.transform_sum is not None
+        and checksum.page_sum(staged, checksum.legacy(rec.transform_sum)) != rec.transform_sum
+    ):
         return PageResult(
             page,
             "the target's rows do not sum to what was loaded, and the staged page changed "
@@ -304,7 +307,7 @@ def _mysql_page_diff(
             return PageResult(
                 page, f"the target cannot be read back as this page was loaded ({exc})"
             )
-        if checksum.page_sum(actual) == rec.loaded_sum:
+        if checksum.page_sum(actual, checksum.legacy(rec.loaded_sum)) == rec.loaded_sum:
             return None
     refused = _rejected_ids(t.get, rec.ref.key(staging.LOAD_REJECTED), key)
     dropped = _rejected_ids(t.get, rec.ref.key(staging.REJECTED), spec.key)
@@ -449,7 +452,10 @@ def check_dynamodb_table(
             continue
         lines = gzip.decompress(body)
         result.checked += 1
-        if rec.transform_sum is not None and checksum.lines_sum(lines) != rec.transform_sum:
+        if (
+            rec.transform_sum is not None
+            and checksum.lines_sum(lines, checksum.legacy(rec.transform_sum)) != rec.transform_sum
+        ):
             result.mismatched.append(
                 PageResult(
                     rec.ref.page,
