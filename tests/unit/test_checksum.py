@@ -238,3 +238,14 @@ def test_sums_are_tagged_and_legacy_sums_are_told_apart_and_still_made():
     assert summed.hexdigest() == before
     with pytest.raises(SluiceError, match="not the sum of `page`"):
         checksum.sum_reusing(t, t, summed)  # a legacy sum is never reused for a new one
+
+
+def test_a_dictionary_column_is_never_taken_for_another_of_the_same_indices():
+    indices = pa.array([0, 1, 0], pa.int8())
+    a = pa.DictionaryArray.from_arrays(indices, pa.array(["x", "y"]))
+    b = pa.DictionaryArray.from_arrays(indices, pa.array(["p", "q"]))  # same index buffer
+    t = pa.table({"c": a})
+    out = pa.table({"c": b})
+    summed = checksum.PageSum(t.schema)
+    summed.update(t)
+    assert checksum.sum_reusing(out, t, summed) == checksum.page_sum(out) != checksum.page_sum(t)

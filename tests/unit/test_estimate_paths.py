@@ -145,11 +145,12 @@ def test_lambda_path_bills_each_stage_and_paces_writes_at_the_write_rate(round_r
     assert p.line("DynamoDB writes").cost == pytest.approx(0.0625)
     # Manifest: plan + 3 stages write a page's item; transform and load read it (half a unit);
     # each poll reads 10 items of 700 B, two 4 KB units, eventually consistent, and so does
-    # each check of the poll that waits for the last pages: 10 s / 0.25 s = 40 checks.
+    # each check of the polls that wait for the last pages, for the slowest stage's page (the
+    # load's 20 s, longer than a 10 s poll): 20 s / 0.25 s = 80 checks.
     manifest = p.line("DynamoDB manifest")
-    assert manifest.quantity == 40 + (10 + (polls + 40) * 1)
-    assert manifest.cost == pytest.approx(40 * 0.625 / 1e6 + (10 + polls + 40) * 0.125 / 1e6)
-    assert "(14 progress polls, 40 checks of the last pages)" in manifest.note
+    assert manifest.quantity == 40 + (10 + (polls + 80) * 1)
+    assert manifest.cost == pytest.approx(40 * 0.625 / 1e6 + (10 + polls + 80) * 0.125 / 1e6)
+    assert "(14 progress polls, 80 checks of the last pages)" in manifest.note
     assert p.cost == pytest.approx(sum(line.cost for line in p.lines))
 
 

@@ -202,3 +202,22 @@ def test_a_check_waits_at_most_a_poll_and_ends_5_s_before_the_function_s_timeout
     assert tail_wait_until({"poll_seconds": 15}, 8_000) - now == pytest.approx(3, abs=0.5)
     assert tail_wait_until({"poll_seconds": 15}, 2_000) - now == pytest.approx(0, abs=0.5)
     assert tail_wait_until({}, 60_000) - now == pytest.approx(0, abs=0.5)
+
+
+def test_a_check_that_would_end_past_its_deadline_is_not_started(
+    manifest, progress_of, monkeypatch
+):
+    import time
+
+    manifest.advance(PageRef(RUN, "orders", 1), "loaded", {"loaded": 3})
+    read = manifest.progress
+
+    def slow(run_id):  # a manifest that takes 0.4 s to read
+        time.sleep(0.4)
+        return read(run_id)
+
+    monkeypatch.setattr(manifest, "progress", slow)
+    started = time.monotonic()
+    report = progress_of({}, wait_until=started + 1.0)
+    # One read (0.4 s); a second, after 0.25 s, would end at 1.05 s: past the deadline.
+    assert report["pages_loaded"] == 1 and time.monotonic() - started < 1.0

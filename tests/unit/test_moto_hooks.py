@@ -722,3 +722,17 @@ def test_with_hook_9_a_count_of_a_whole_table_comes_in_one_response_with_moto_s_
     from moto.dynamodb import responses
 
     assert responses.DynamoHandler.scan is moto_hooks._original_scan  # restored
+
+
+def test_with_hook_9_a_table_keyed_by_its_partition_key_alone_counts_alike(aws_mock):
+    dynamo = boto3.client("dynamodb", region_name=REGION)
+    _create_table(dynamo, "by_pk", ("PK", "S"))
+    table = boto3.resource("dynamodb", region_name=REGION).Table("by_pk")
+    with table.batch_writer() as w:
+        for i in range(700):
+            w.put_item(Item={"PK": f"P#{i}", "pad": "x" * 2000})
+    own = _scan_pages(dynamo, TableName="by_pk", Select="COUNT")
+    with moto_hooks.counted_scans():
+        hooked = _scan_pages(dynamo, TableName="by_pk", Select="COUNT")
+    assert len(own) > 1 and sum(p["Count"] for p in own) == 700
+    assert hooked == [{"Count": 700, "ScannedCount": 700}]

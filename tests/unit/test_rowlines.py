@@ -73,5 +73,13 @@ def test_a_header_field_below_its_base_is_refused_even_if_the_lengths_add_up(lay
     own = lay.widths[0]
     assert good[own : own + 6] == b"102104"
     bad = good[:own] + b"002204" + good[own + 6 :]
-    with pytest.raises(rowlines.LineError, match="line 2 .* below its base"):
+    with pytest.raises(rowlines.LineError, match="line 2 .* outside its column.s range"):
         rowlines.split(pa.array([good, bad], pa.large_binary()), lay)
+
+
+def test_a_header_field_at_twice_its_base_is_refused(lay):
+    good = line(lay, b"7", b"abc")
+    own = lay.widths[0]
+    bad = good[:own] + b"2" + good[own + 1 :]  # 202: a field of a length past its bound
+    with pytest.raises(rowlines.LineError, match="line 1 .* outside its column's range"):
+        rowlines.split(pa.array([bad], pa.large_binary()), lay)

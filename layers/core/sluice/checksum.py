@@ -6,8 +6,11 @@ of its NULLs, then its non-NULL values back to back: fixed-width values as their
 (booleans one byte each), variable-width values as their lengths (int64) and, separately,
 their bytes. Each of those three streams is hashed as batches arrive, so a page is summed
 while it streams (extract) or after (transform, load, verification), with the same result.
-Values are compared exactly: two pages have the same sum only if every column holds the same
-bytes in the same rows (DECIMAL digits and scale, float bits, text bytes).
+Values are compared exactly: pages whose columns differ in any byte of any row (DECIMAL
+digits and scale, float bits, text bytes) have different sums, but for a 128-bit hash's
+chance collision. The hash (XXH3, see TAG) is not keyed or cryptographic: it catches a page
+damaged, replaced or changed by mistake, not one forged by someone who can write the staging
+bucket (the stack's IAM keeps that to its own functions).
 
 Pages of item lines (DynamoDB wire JSON, one item a line) are summed as their bytes
 (`lines_sum`): each line ends with a newline no JSON value holds, so the bytes spell the lines.
@@ -216,9 +219,12 @@ def sum_reusing(rows: pa.Table, page: pa.Table, summed: PageSum) -> str:
     return out.hexdigest()
 
 
-def _identity(col: pa.ChunkedArray) -> tuple:
+def _identity(col: pa.ChunkedArray) -> tuple | object:
     """What makes two columns the same values: type, and each chunk's buffers, offset and
-    length."""
+    length (Arrow's buffers are not changed in place). A dictionary column's dictionary is
+    not among its buffers: such a column is never taken for another."""
+    if pa.types.is_dictionary(col.type):
+        return object()
     return (
         str(col.type),
         tuple(

@@ -473,13 +473,14 @@ def _key_lists(pages: int, dynamo: int, imports: int) -> int:
 
 
 def _manifest_line(
-    pages: int, writes_a_page: int, reads: float, polls: int, poll_seconds: int
+    pages: int, writes_a_page: int, reads: float, polls: int, tail_seconds: float
 ) -> Line:
     """The run's manifest table: a write per page and stage; reads by the stages that check a
     page's checksum, and by every progress poll, which reads every page's item, as does each
-    check of a poll that waits for the run's last pages (config.TAIL_PAGES: a poll's worth)."""
+    check of the polls that wait for the run's last pages (config.TAIL_PAGES), for
+    `tail_seconds`."""
     per_poll = math.ceil(pages * MANIFEST_ITEM_BYTES / 4096) * 0.5  # eventually consistent
-    tail = math.ceil(poll_seconds / TAIL_CHECK_SECONDS) if pages else 0
+    tail = math.ceil(tail_seconds / TAIL_CHECK_SECONDS) if pages else 0
     reads += (polls + tail) * per_poll
     writes = pages * writes_a_page
     cost = _cost("dynamodb_write", writes) + _cost("dynamodb_read", reads)
@@ -616,7 +617,12 @@ def lambda_path(
     lines += target
     lines.append(
         _manifest_line(
-            pages, 1 + len(stages), pages * (len(stages) - 1) * 0.5, polls, stack.poll_seconds
+            pages,
+            1 + len(stages),
+            pages * (len(stages) - 1) * 0.5,
+            polls,
+            # The last pages' trip through the slowest stage, at least a poll.
+            tail_seconds=max(stack.poll_seconds, max(busy.values(), default=0.0)),
         )
     )
     return PathEstimate(
@@ -719,7 +725,7 @@ def bulk_path(
     )
     lines += target
     # Its one progress check comes after the job: every page is loaded (or failed) by then.
-    lines.append(_manifest_line(pages, 2, 0.0, polls, poll_seconds=0))
+    lines.append(_manifest_line(pages, 2, 0.0, polls, tail_seconds=0))
     return PathEstimate(
         name,
         "bulk",

@@ -103,10 +103,17 @@ def split(lines: pa.Array, lay: LineLayout) -> list[pa.Array]:
     except pa.ArrowInvalid as exc:
         raise LineError(f"a line's header holds something other than digits: {exc}") from exc
     lengths = pc.subtract(fields, _tiled(lay.bases, n))
-    if pc.min(lengths).as_py() < 0:  # a field below its base: no length at all
-        i = pc.index(pc.less(lengths, 0), True).as_py() // per_row
+    # A field is its base plus less than the base (its leading 1): one below, or at twice its
+    # base or more, is no length at all. (A value longer than its column's bound would widen
+    # its field and shift the rest; bounds are the column's declared or stored maximum and
+    # the packet's, so none is, and the line-length check below would still see the shift
+    # unless the shifted fields added up by chance.)
+    bad = pc.or_(pc.less(lengths, 0), pc.greater_equal(lengths, _tiled(_bounds(lay), n)))
+    if pc.any(bad).as_py():
+        i = pc.index(bad, True).as_py() // per_row
         raise LineError(
-            f"line {i + 1} of a chunk read from the server has a header field below its base"
+            f"line {i + 1} of a chunk read from the server has a header field outside its "
+            "column's range"
         )
     valid = pc.not_equal(lengths, 0)
     ends = pc.cumulative_sum(pc.subtract(lengths, pc.cast(valid, pa.int64())))
@@ -143,6 +150,12 @@ def _header_offsets(widths: tuple[int, ...], rows: int) -> pa.Buffer:
     """Offsets cutting `rows` headers, back to back, into their fields."""
     steps = pa.concat_arrays([pa.array([0], pa.int64()), _tiled(widths, rows)])
     return pc.cumulative_sum(steps).buffers()[1]
+
+
+def _bounds(lay: LineLayout) -> tuple[int, ...]:
+    """What each header field's length + 1 stays below: its base (the header's own field: a
+    number of its width)."""
+    return (10 ** lay.widths[0], *lay.bases[1:])
 
 
 def _tiled(values: tuple[int, ...], rows: int) -> pa.Array:

@@ -910,13 +910,18 @@ def progress(ctx: Context, event: dict, *, wait_until: float | None = None) -> d
         bulk.fail_unfinished(
             ctx.manifest, run_id, failure["table"], bulk.job_failure_reason(failure)
         )
+    read_at = time.monotonic()
     tables = ctx.manifest.progress(run_id)
+    # Another check only if it would end before wait_until: a read may take as long as the
+    # last one did (a large run's manifest takes seconds), and the function must return
+    # before its timeout.
     while (
         wait_until is not None
         and _in_tail(tables)
-        and time.monotonic() + config.TAIL_CHECK_SECONDS < wait_until
+        and 2 * time.monotonic() - read_at + config.TAIL_CHECK_SECONDS < wait_until
     ):
         time.sleep(config.TAIL_CHECK_SECONDS)
+        read_at = time.monotonic()
         tables = ctx.manifest.progress(run_id)
     depths = dlq_depths(ctx)
     failed_pages = sum(
