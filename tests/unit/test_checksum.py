@@ -175,49 +175,6 @@ def test_item_lines_sum_as_staged_and_without_refused_items():
     assert checksum.lines_written_sum(staged, ["PK", "SK"], refused) == checksum.lines_sum(without)
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.lists(ROW, min_size=1, max_size=30), st.lists(st.integers(0, 40), max_size=5))
-def test_a_sum_that_reuses_the_input_s_columns_is_the_sum_of_the_output(rows, cuts):
-    t = rechunked(page(rows), cuts)
-    summed = checksum.PageSum(t.schema)
-    summed.update(t)
-    outputs = [
-        t.select(["note", "id", "price"]).rename_columns(["memo", "id", "cost"]),  # reused
-        t.select(["id", "blob"]).append_column("twice", pa.array([2] * t.num_rows)),  # new one
-        t.select(["id", "qty"]).set_column(1, "qty", t.column("qty").cast(pa.int32())),  # retyped
-        t.slice(1).select(["id", "note"]),  # fewer rows: offsets differ, summed afresh
-        pa.Table.from_pylist(t.select(["id", "note"]).to_pylist(), t.select(["id", "note"]).schema),
-    ]
-    for out in outputs:
-        assert checksum.sum_reusing(out, t, summed) == checksum.page_sum(out)
-
-
-def test_a_sum_reusing_a_sum_of_other_rows_is_refused():
-    t = page([ONE])
-    summed = checksum.PageSum(t.schema)
-    with pytest.raises(SluiceError, match="not the sum of `page`"):
-        checksum.sum_reusing(t, t, summed)  # nothing summed yet
-
-
-def test_columns_taken_from_the_input_are_not_read_again(monkeypatch):
-    t = page([ONE] * 3)
-    summed = checksum.PageSum(t.schema)
-    summed.update(t)
-    out = t.select(["note", "id"]).rename_columns(["memo", "id"])
-    out = out.append_column("n", pa.array([1, 2, 3]))
-    expected = checksum.page_sum(out)
-    read = []
-    update = checksum._ColumnSum.update
-
-    def counted(self, arr, first):
-        read.append(self.field.name)
-        update(self, arr, first)
-
-    monkeypatch.setattr(checksum._ColumnSum, "update", counted)
-    assert checksum.sum_reusing(out, t, summed) == expected
-    assert read == ["n"]  # memo and id: their streams came from the input's sum
-
-
 def test_sums_are_tagged_and_legacy_sums_are_told_apart_and_still_made():
     t = page([ONE])
     now, before = checksum.page_sum(t), checksum.page_sum(t, old=True)
@@ -236,16 +193,3 @@ def test_sums_are_tagged_and_legacy_sums_are_told_apart_and_still_made():
     summed = checksum.PageSum(t.schema, old=True)
     summed.update(t)
     assert summed.hexdigest() == before
-    with pytest.raises(SluiceError, match="not the sum of `page`"):
-        checksum.sum_reusing(t, t, summed)  # a legacy sum is never reused for a new one
-
-
-def test_a_dictionary_column_is_never_taken_for_another_of_the_same_indices():
-    indices = pa.array([0, 1, 0], pa.int8())
-    a = pa.DictionaryArray.from_arrays(indices, pa.array(["x", "y"]))
-    b = pa.DictionaryArray.from_arrays(indices, pa.array(["p", "q"]))  # same index buffer
-    t = pa.table({"c": a})
-    out = pa.table({"c": b})
-    summed = checksum.PageSum(t.schema)
-    summed.update(t)
-    assert checksum.sum_reusing(out, t, summed) == checksum.page_sum(out) != checksum.page_sum(t)

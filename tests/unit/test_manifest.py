@@ -106,23 +106,22 @@ def test_progress_names_each_unfinished_page_and_when_a_page_last_moved(manifest
     assert progress["orders"].last_change is not None
 
 
-def test_a_run_whose_waiting_pages_stopped_moving_fails_naming_them(manifest, monkeypatch):
-    from sluice import stages
-    from sluice.config import Settings
-
-    monkeypatch.setattr(stages, "dlq_depths", lambda ctx: {})
-    manifest.advance(PageRef(RUN, "orders", 1), "loaded", {"loaded": 3})
-    manifest.advance(PageRef(RUN, "users", 1), "loaded", {"loaded": 3})
-    ctx = stages.Context(Settings("b", "m", "", {}, 3, False, 1, 86400, stall_seconds=60))
-    monkeypatch.setattr(stages.Context, "manifest", property(lambda self: manifest))
+def test_a_run_whose_waiting_pages_stopped_moving_fails_naming_them(
+    manifest, progress_of, monkeypatch
+):
     import time
 
-    fresh = stages.progress(ctx, {"run_id": RUN, "started_at": time.time()})
+    from sluice import stages
+
+    manifest.advance(PageRef(RUN, "orders", 1), "loaded", {"loaded": 3})
+    manifest.advance(PageRef(RUN, "users", 1), "loaded", {"loaded": 3})
+
+    fresh = progress_of({"started_at": time.time()})
     assert (fresh["done"], fresh["failed"], fresh["stalled"]) == (False, False, False)
 
     later = time.time() + 61
     monkeypatch.setattr(stages.time, "time", lambda: later)
-    stale = stages.progress(ctx, {"run_id": RUN, "started_at": later - 120})
+    stale = progress_of({"started_at": later - 120})
     assert (stale["done"], stale["failed"], stale["stalled"]) == (False, True, True)
 
 

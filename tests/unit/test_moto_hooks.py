@@ -662,13 +662,15 @@ def _result_env(state_input: dict, result):
 # ---------------------------------------------------------------- hook 9: COUNT scans
 
 
-def _paged_table(dynamo, name: str, items: int) -> None:
-    """A table whose items (about 2 kB each) take several of a Scan's 1 MB pages."""
-    _create_table(dynamo, name, ("PK", "S"), ("SK", "N"))
+def _paged_table(dynamo, name: str, items: int, sort_key: bool = True) -> None:
+    """A table whose items (about 2 kB each) take several of a Scan's 1 MB pages; keyed by PK
+    and SK, or by PK alone."""
+    _create_table(dynamo, name, ("PK", "S"), *([("SK", "N")] if sort_key else []))
     table = boto3.resource("dynamodb", region_name=REGION).Table(name)
     with table.batch_writer() as w:
         for i in range(items):
-            w.put_item(Item={"PK": f"P#{i % 7}", "SK": i, "pad": "x" * 2000, "odd": i % 2})
+            key = {"PK": f"P#{i % 7}", "SK": i} if sort_key else {"PK": f"P#{i}"}
+            w.put_item(Item={**key, "pad": "x" * 2000, "odd": i % 2})
 
 
 def _scan_pages(dynamo, **kwargs) -> list[dict]:
@@ -726,11 +728,7 @@ def test_with_hook_9_a_count_of_a_whole_table_comes_in_one_response_with_moto_s_
 
 def test_with_hook_9_a_table_keyed_by_its_partition_key_alone_counts_alike(aws_mock):
     dynamo = boto3.client("dynamodb", region_name=REGION)
-    _create_table(dynamo, "by_pk", ("PK", "S"))
-    table = boto3.resource("dynamodb", region_name=REGION).Table("by_pk")
-    with table.batch_writer() as w:
-        for i in range(700):
-            w.put_item(Item={"PK": f"P#{i}", "pad": "x" * 2000})
+    _paged_table(dynamo, "by_pk", 700, sort_key=False)
     own = _scan_pages(dynamo, TableName="by_pk", Select="COUNT")
     with moto_hooks.counted_scans():
         hooked = _scan_pages(dynamo, TableName="by_pk", Select="COUNT")

@@ -196,44 +196,6 @@ class PageSum:
         return h.hexdigest()
 
 
-def sum_reusing(rows: pa.Table, page: pa.Table, summed: PageSum) -> str:
-    """The checksum of `rows`, where a column that is one of `page`'s own (the same buffers,
-    as Table.select and rename_columns leave them) takes its streams from `summed`, the sum of
-    `page`, instead of being read again: a MySQL transform's output is mostly its input's
-    columns (1M bench rows: 0.3 CPU-s less in the transform)."""
-    if summed.rows != page.num_rows or summed.schema != page.schema or summed.old:
-        raise SluiceError("sum_reusing: `summed` is not the sum of `page`")
-    out = PageSum(rows.schema)
-    out.rows = rows.num_rows
-    known = {_identity(page.column(j)): j for j in range(page.num_columns)}
-    for i in range(rows.num_columns):
-        j = known.get(_identity(rows.column(i)))
-        if j is not None and rows.num_rows == page.num_rows:
-            for stream in ("nulls", "values", "data"):
-                setattr(out._columns[i], stream, getattr(summed._columns[j], stream).copy())
-        else:
-            first = 0
-            for chunk in rows.column(i).chunks:
-                out._columns[i].update(chunk, first)
-                first += len(chunk)
-    return out.hexdigest()
-
-
-def _identity(col: pa.ChunkedArray) -> tuple | object:
-    """What makes two columns the same values: type, and each chunk's buffers, offset and
-    length (Arrow's buffers are not changed in place). A dictionary column's dictionary is
-    not among its buffers: such a column is never taken for another."""
-    if pa.types.is_dictionary(col.type):
-        return object()
-    return (
-        str(col.type),
-        tuple(
-            (c.offset, len(c), tuple(b.address if b is not None else 0 for b in c.buffers()))
-            for c in col.chunks
-        ),
-    )
-
-
 def page_sum(page: pa.Table | pa.RecordBatch, old: bool = False) -> str:
     """The checksum of a whole page (`old`: a legacy one, see TAG)."""
     s = PageSum(page.schema, old)

@@ -743,20 +743,17 @@ def transform_page(ctx: Context, key: str) -> dict:
     out_key, imports = ref.key(staging.TRANSFORMED, contract.target_kind), False
     if contract.target_kind == "mysql":
         extracted = staging.read_arrow(data)
-        summed = checksum.PageSum(extracted.schema)
-        summed.update(extracted)
         _refuse_changed(
             ctx,
             ref,
             key,
             "extract_sum",
-            summed.hexdigest(),
+            checksum.page_sum(extracted),
             lambda: checksum.page_sum(extracted, old=True),
         )
         page, rejected = _user_transformed(ctx.settings.bucket, ref.run_id, spec, extracted)
         rows = transform.to_mysql_rows(page, spec)
-        body, n = staging.write_arrow(rows.schema, rows.to_batches())
-        out_sum = checksum.sum_reusing(rows, extracted, summed)
+        body, n, out_sum = checksum.write_arrow(rows.schema, rows.to_batches())
     else:
         _refuse_changed(
             ctx,
@@ -884,11 +881,15 @@ def dlq_depths(ctx: Context) -> dict[str, int]:
     return out
 
 
+def _failed_pages(tables: dict) -> int:
+    """Pages out of retries (not those redriven, which wait for their retry)."""
+    return sum(1 for t in tables.values() for p in t.failed_pages if p["status"] == "failed")
+
+
 def _in_tail(tables: dict) -> bool:
     """Whether the run is down to its last pages (config.TAIL_PAGES), none of them failed."""
     left = sum(t.pages - t.pages_loaded for t in tables.values())
-    failed = any(p["status"] == "failed" for t in tables.values() for p in t.failed_pages)
-    return 0 < left <= config.TAIL_PAGES and not failed
+    return 0 < left <= config.TAIL_PAGES and not _failed_pages(tables)
 
 
 def tail_wait_until(event: dict, remaining_ms: int) -> float:
@@ -912,21 +913,21 @@ def progress(ctx: Context, event: dict, *, wait_until: float | None = None) -> d
         )
     read_at = time.monotonic()
     tables = ctx.manifest.progress(run_id)
+    read = time.monotonic() - read_at
     # Another check only if it would end before wait_until: a read may take as long as the
     # last one did (a large run's manifest takes seconds), and the function must return
     # before its timeout.
     while (
         wait_until is not None
         and _in_tail(tables)
-        and 2 * time.monotonic() - read_at + config.TAIL_CHECK_SECONDS < wait_until
+        and time.monotonic() + config.TAIL_CHECK_SECONDS + read < wait_until
     ):
         time.sleep(config.TAIL_CHECK_SECONDS)
         read_at = time.monotonic()
         tables = ctx.manifest.progress(run_id)
+        read = time.monotonic() - read_at
     depths = dlq_depths(ctx)
-    failed_pages = sum(
-        1 for t in tables.values() for p in t.failed_pages if p["status"] == "failed"
-    )
+    failed_pages = _failed_pages(tables)
     pages = sum(t.pages for t in tables.values())
     loaded = sum(t.pages_loaded for t in tables.values())
     started = float(event.get("started_at") or time.time())

@@ -79,8 +79,8 @@
    of the table again for each page it returns (1 MB of items) and walks from the first item
    to the page's start key, comparing key values as DynamoType objects: a Scan through a
    table costs the square of its size. Verification counts a DynamoDB target table with a
-   Scan whose Select is COUNT, which took 37 s of the demo's 56 s run into a 124,438-item
-   table. While active, a Scan that asks for nothing but the COUNT of a whole table (no
+   Scan whose Select is COUNT: 37 s of a 58.7 s run of the demo's 124,438 items into
+   DynamoDB (py-spy, 1,849 of 3,380 samples at 50 Hz). While active, a Scan that asks for nothing but the COUNT of a whole table (no
    filter, index, Limit, segment, start key or consumed capacity) is answered in one
    response holding the table's item count, as a table that fits one page is; every other
    Scan goes to moto's own.
@@ -184,6 +184,13 @@ class _SharedPatch:
 
     def __init__(self, apply: Callable[[], None], undo: Callable[[], None]):
         self._apply, self._undo, self.users = apply, undo, 0
+
+    @classmethod
+    def replacing(cls, owner, name: str, replacement, original) -> _SharedPatch:
+        """The patch that sets `owner.name` to `replacement`, and back to `original`."""
+        return cls(
+            lambda: setattr(owner, name, replacement), lambda: setattr(owner, name, original)
+        )
 
     @contextmanager
     def active(self):
@@ -309,11 +316,9 @@ def _process_s3_files_as_json(self, s3_backend, bucket) -> None:
     self.status = "COMPLETED" if self.error_count == 0 else "FAILED"
 
 
-def _set_import(method: Callable) -> Callable[[], None]:
-    return lambda: setattr(_table_import.TableImport, "_process_s3_files", method)
-
-
-_as_json = _SharedPatch(_set_import(_process_s3_files_as_json), _set_import(_original_import))
+_as_json = _SharedPatch.replacing(
+    _table_import.TableImport, "_process_s3_files", _process_s3_files_as_json, _original_import
+)
 
 
 def import_items_as_json():
@@ -576,11 +581,9 @@ def _count_at_once(self):
     return _dynamodb_responses.DynamoResult({"Count": count, "ScannedCount": count})
 
 
-def _set_scan(method: Callable) -> Callable[[], None]:
-    return lambda: setattr(_dynamodb_responses.DynamoHandler, "scan", method)
-
-
-_counts_patch = _SharedPatch(_set_scan(_count_at_once), _set_scan(_original_scan))
+_counts_patch = _SharedPatch.replacing(
+    _dynamodb_responses.DynamoHandler, "scan", _count_at_once, _original_scan
+)
 
 
 def counted_scans():
