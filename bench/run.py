@@ -193,6 +193,7 @@ def main(argv=None) -> int:
                     verdict=summary["verdict"],
                     peak_rss_mb=summary["bench"]["max_rss_mb"],
                 )
+            results["bound"] = _bound(info, dbs, pid, tmp, chosen, args.page_size, results)
             with NullDynamo() as nd:
                 doc = stages.contract_doc(
                     "dynamodb", src, endpoint=nd.url, page_size=args.page_size
@@ -302,14 +303,45 @@ def _mode(workers: str) -> str:
     return "every stage in threads of the one runtime process, beside moto; "
 
 
-def _pipeline(doc: dict, tmp: str, kind: str, workers: str) -> dict:
+# Rows of the run that shows what any run costs whatever its size (_bound).
+FIXED_COST_ROWS = 1_000
+
+
+def _bound(info, dbs, pid, tmp: str, workers: str, page_size: int, results: dict) -> dict:
+    """What bounds sluice's MySQL -> MySQL run here: the same run over FIXED_COST_ROWS rows
+    (start-up, the emulated stack, plan, one page, verify: what no overlap hides), and the
+    CPU of the full run's work, spread over every core."""
+    src, dst = dbs.name("fixed_src"), dbs.name("fixed_dst")
+    data.create(info, src, FIXED_COST_ROWS)
+    ensure_server(info)
+    log(f"bench: sluice run --local --workers {workers}, {FIXED_COST_ROWS:,} rows ...")
+    s0 = machine.server_cpu_seconds(pid)
+    doc = stages.contract_doc("mysql", src, dst=dst, page_size=page_size)
+    summary = _pipeline(doc, tmp, "mysql", workers, label="fixed")
+    srv = machine.server_cpu_seconds(pid) - s0
+    _check(info, dst, FIXED_COST_ROWS, "sluice's fixed-cost run")
+    dbs.drop(src)
+    dbs.drop(dst)
+    b = summary["bench"]
+    return {
+        "rows": FIXED_COST_ROWS,
+        "seconds": b["wall"],
+        "client_cpu": b["cpu_seconds"],
+        "server_cpu": srv,
+        "cores": os.cpu_count() or 1,
+        "workers": workers,
+    }
+
+
+def _pipeline(doc: dict, tmp: str, kind: str, workers: str, label: str = "") -> dict:
     """`sluice run --local --workers W` of `doc` in a child process; its summary, timed
     from here."""
-    path = Path(tmp) / f"contract-{kind}.json"
+    name = "-".join(filter(None, [kind, workers, label]))
+    path = Path(tmp) / f"contract-{name}.json"
     path.write_text(json.dumps(doc, indent=2))
     with timed() as t:
         p = subprocess.run(
-            [PY, "-m", "bench.pipeline", str(path), str(Path(tmp) / f"run-{kind}-{workers}")],
+            [PY, "-m", "bench.pipeline", str(path), str(Path(tmp) / f"run-{name}")],
             cwd=ROOT,
             env={**os.environ, "SLUICE_LOCAL_WORKERS": workers},
             stdout=subprocess.PIPE,

@@ -220,3 +220,22 @@ def test_a_check_that_would_end_past_its_deadline_is_not_started(
     report = progress_of({}, wait_until=started + 1.0)
     # One read (0.4 s); a second, after 0.25 s, would end at 1.05 s: past the deadline.
     assert report["pages_loaded"] == 1 and time.monotonic() - started < 1.0
+
+
+def test_a_check_waits_for_as_many_last_pages_as_the_run_loads_in_a_poll(
+    manifest, progress_of, monkeypatch
+):
+    import time
+
+    from sluice import config
+
+    monkeypatch.setattr(config, "TAIL_PAGES", 1)  # 2 unfinished: above it
+    page = PageRef(RUN, "orders", 1)
+    manifest.advance(page, "loaded", {"loaded": 3}, started_at=time.time() - 1.9)
+    # One page loaded in the 1.9 s since the first started: 0.53 pages a second.
+    started = time.monotonic()
+    assert not progress_of({"poll_seconds": 2}, wait_until=started + 10)["done"]
+    assert time.monotonic() - started < 1  # 1.05 pages in a 2 s poll: fewer than the 2 left
+    report = progress_of({"poll_seconds": 4}, wait_until=time.monotonic() + 0.8)
+    assert time.monotonic() - started >= 0.5  # 2.1 pages in a 4 s poll: it waited for them
+    assert (report["done"], report["pages_loaded"]) == (False, 1)

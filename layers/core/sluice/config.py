@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 from .errors import SluiceError
 
-# A run's last pages: a progress check that finds at most TAIL_PAGES unfinished (and none
-# failed) reads the manifest again every TAIL_CHECK_SECONDS until they are done, for up to a
-# poll, instead of leaving them to the next poll: the run ends when its last page does, not up
-# to PollSeconds later (a 1M-row local run, polling every second, verified 0.62 s after its
-# last page; 0.06-0.23 s with this, bench/RESULTS.md).
-# Earlier checks read the manifest once, as a long run's many polls should.
+# A run's last pages: a progress check that finds at most TAIL_PAGES unfinished, or no more
+# than the run has loaded in a poll's time at its pace so far (and none failed), reads the
+# manifest again every TAIL_CHECK_SECONDS until they are done, for up to a poll, instead of
+# leaving them to the next poll: the run ends when its last page does, not up to PollSeconds
+# later (a 1M-row local run, polling every second, verified 0.62 s after its last page;
+# 0.06-0.23 s with this, bench/RESULTS.md). The pace matters on AWS, where a run loads many
+# pages in a poll of 15 s. Earlier checks read the manifest once, as a long run's polls should.
 TAIL_PAGES = 4
 TAIL_CHECK_SECONDS = 0.25
 

@@ -477,7 +477,7 @@ def _manifest_line(
 ) -> Line:
     """The run's manifest table: a write per page and stage; reads by the stages that check a
     page's checksum, and by every progress poll, which reads every page's item, as does each
-    check of the polls that wait for the run's last pages (config.TAIL_PAGES), for
+    check of the polls that wait for the run's last pages (stages._in_tail), for
     `tail_seconds`."""
     per_poll = math.ceil(pages * MANIFEST_ITEM_BYTES / 4096) * 0.5  # eventually consistent
     tail = math.ceil(tail_seconds / TAIL_CHECK_SECONDS) if pages else 0

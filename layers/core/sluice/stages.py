@@ -886,10 +886,25 @@ def _failed_pages(tables: dict) -> int:
     return sum(1 for t in tables.values() for p in t.failed_pages if p["status"] == "failed")
 
 
-def _in_tail(tables: dict) -> bool:
-    """Whether the run is down to its last pages (config.TAIL_PAGES), none of them failed."""
+def _in_tail(tables: dict, poll: float) -> bool:
+    """Whether the run is down to its last pages, none of them failed: at most
+    config.TAIL_PAGES, or no more than it has loaded in a poll's time so far (its pace), so
+    they are likely done before the next poll."""
     left = sum(t.pages - t.pages_loaded for t in tables.values())
-    return 0 < left <= config.TAIL_PAGES and not _failed_pages(tables)
+    if not left or _failed_pages(tables):
+        return False
+    return left <= max(config.TAIL_PAGES, poll * _pages_per_second(tables))
+
+
+def _pages_per_second(tables: dict) -> float:
+    """Pages loaded a second from the run's first page started to its latest loaded; 0 before
+    a page is loaded (on the import way, pages wait for their import: no pace either)."""
+    started = [t.first_started for t in tables.values() if t.first_started is not None]
+    ended = [t.last_loaded for t in tables.values() if t.last_loaded is not None]
+    loaded = sum(t.status_counts.get("loaded", 0) for t in tables.values())
+    if not (started and ended) or max(ended) <= min(started):
+        return 0.0
+    return loaded / (max(ended) - min(started))
 
 
 def tail_wait_until(event: dict, remaining_ms: int) -> float:
@@ -905,7 +920,7 @@ def progress(ctx: Context, event: dict, *, wait_until: float | None = None) -> d
     With `bulk_failed` ({table, error, cause}: a bulk table's Glue job run failed), that
     table's unfinished pages are marked failed first, so the run ends instead of waiting.
     With `wait_until` (time.monotonic), a check that finds the run in its last pages waits
-    for them until then (config.TAIL_PAGES)."""
+    for them until then (_in_tail)."""
     run_id = event["run_id"]
     if failure := event.get("bulk_failed"):
         bulk.fail_unfinished(
@@ -914,12 +929,13 @@ def progress(ctx: Context, event: dict, *, wait_until: float | None = None) -> d
     read_at = time.monotonic()
     tables = ctx.manifest.progress(run_id)
     read = time.monotonic() - read_at
+    poll = float(event.get("poll_seconds") or 0)
     # Another check only if it would end before wait_until: a read may take as long as the
     # last one did (a large run's manifest takes seconds), and the function must return
     # before its timeout.
     while (
         wait_until is not None
-        and _in_tail(tables)
+        and _in_tail(tables, poll)
         and time.monotonic() + config.TAIL_CHECK_SECONDS + read < wait_until
     ):
         time.sleep(config.TAIL_CHECK_SECONDS)
