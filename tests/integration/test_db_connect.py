@@ -27,6 +27,7 @@ def test_connections_in_the_default_mode_share_one_context_with_pymysqls_setting
 
 def test_tls_options_still_get_a_context_of_their_own():
     conn = db._Connection.__new__(db._Connection)
+    shared = conn._create_ssl_ctx({})
     required = conn._create_ssl_ctx({"ca": None, "verify_mode": True, "check_hostname": False})
-    assert required is not db._Connection._default_tls
-    assert required.verify_mode == ssl.CERT_REQUIRED
+    assert shared is conn._create_ssl_ctx({}) and required is not shared
+    assert (shared.verify_mode, required.verify_mode) == (ssl.CERT_NONE, ssl.CERT_REQUIRED)

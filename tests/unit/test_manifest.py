@@ -231,11 +231,30 @@ def test_a_check_waits_for_as_many_last_pages_as_the_run_loads_in_a_poll(
 
     monkeypatch.setattr(config, "TAIL_PAGES", 1)  # 2 unfinished: above it
     page = PageRef(RUN, "orders", 1)
-    manifest.advance(page, "loaded", {"loaded": 3}, started_at=time.time() - 1.9)
-    # One page loaded in the 1.9 s since the first started: 0.53 pages a second.
+    manifest.advance(page, "loaded", {"loaded": 3}, started_at=time.time() - 1.8)
+    # One page loaded since the first started 1.8 s ago: 0.56 pages a second, and slowing.
     started = time.monotonic()
     assert not progress_of({"poll_seconds": 2}, wait_until=started + 10)["done"]
-    assert time.monotonic() - started < 1  # 1.05 pages in a 2 s poll: fewer than the 2 left
-    report = progress_of({"poll_seconds": 4}, wait_until=time.monotonic() + 0.8)
-    assert time.monotonic() - started >= 0.5  # 2.1 pages in a 4 s poll: it waited for them
+    assert time.monotonic() - started < 1  # 1.1 pages in a 2 s poll: fewer than the 2 left
+    report = progress_of({"poll_seconds": 6}, wait_until=time.monotonic() + 0.8)
+    assert time.monotonic() - started >= 0.5  # 3.3 pages in a 6 s poll: it waited for them
     assert (report["done"], report["pages_loaded"]) == (False, 1)
+    # A page retrying (an error, retries left): the pace is no guide, the check returns.
+    manifest.record_failure(PageRef(RUN, "users", 1), "load", "Boom", final=False)
+    started = time.monotonic()
+    assert not progress_of({"poll_seconds": 6}, wait_until=started + 10)["failed"]
+    assert time.monotonic() - started < 1
+
+
+def test_the_pace_slows_while_no_page_loads():
+    import time
+
+    from sluice.manifest import TableProgress
+    from sluice.stages import _pages_per_second
+
+    t = TableProgress("orders", pages=10, status_counts={"loaded": 4})
+    assert _pages_per_second({"orders": t}) == 0.0  # no page started: no pace
+    t.first_started = time.time() - 2
+    assert _pages_per_second({"orders": t}) == pytest.approx(2.0, rel=0.05)
+    t.first_started = time.time() - 8  # the same 4 pages, 6 s later: a quarter as fast
+    assert _pages_per_second({"orders": t}) == pytest.approx(0.5, rel=0.05)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from .errors import SluiceError
 
 # A run's last pages: a progress check that finds at most TAIL_PAGES unfinished, or no more
-# than the run has loaded in a poll's time at its pace so far (and none failed), reads the
+# than the run loads in a poll's time at its pace (none retrying), and none failed, reads the
 # manifest again every TAIL_CHECK_SECONDS until they are done, for up to a poll, instead of
 # leaving them to the next poll: the run ends when its last page does, not up to PollSeconds
 # later (a 1M-row local run, polling every second, verified 0.62 s after its last page;

@@ -888,23 +888,26 @@ def _failed_pages(tables: dict) -> int:
 
 def _in_tail(tables: dict, poll: float) -> bool:
     """Whether the run is down to its last pages, none of them failed: at most
-    config.TAIL_PAGES, or no more than it has loaded in a poll's time so far (its pace), so
-    they are likely done before the next poll."""
+    config.TAIL_PAGES, or, while no page is retrying or redriven, no more than the run loads
+    in a poll's time at its pace, so they are likely done before the next poll."""
     left = sum(t.pages - t.pages_loaded for t in tables.values())
     if not left or _failed_pages(tables):
         return False
-    return left <= max(config.TAIL_PAGES, poll * _pages_per_second(tables))
+    if left <= config.TAIL_PAGES:
+        return True
+    if any(t.failed_pages for t in tables.values()):  # retrying or redriven: no pace to go by
+        return False
+    return left <= poll * _pages_per_second(tables)
 
 
 def _pages_per_second(tables: dict) -> float:
-    """Pages loaded a second from the run's first page started to its latest loaded; 0 before
-    a page is loaded (on the import way, pages wait for their import: no pace either)."""
+    """Pages loaded a second since the run's first page started, up to now: a run that stops
+    loading slows down, and leaves the tail. 0 before a page is loaded; on the import way,
+    pages wait for their import and give no pace."""
     started = [t.first_started for t in tables.values() if t.first_started is not None]
-    ended = [t.last_loaded for t in tables.values() if t.last_loaded is not None]
     loaded = sum(t.status_counts.get("loaded", 0) for t in tables.values())
-    if not (started and ended) or max(ended) <= min(started):
-        return 0.0
-    return loaded / (max(ended) - min(started))
+    span = time.time() - min(started) if started else 0.0
+    return loaded / span if loaded and span > 0 else 0.0
 
 
 def tail_wait_until(event: dict, remaining_ms: int) -> float:
