@@ -73,7 +73,7 @@ def _bound(r: dict, base: dict, e2e: list[dict]) -> list[str]:
     `sluice run --local` puts them; for the others, and the other way, it is left at 0."""
     cores = int(r["machine"].get("cores (nproc)") or 1)
     fixed = r.get("bound")
-    rows, floors = [], {}
+    rows, mine = [], None
     for e in e2e:
         if not (e is base or e["name"].startswith("sluice local: MySQL -> MySQL")):
             continue
@@ -81,7 +81,7 @@ def _bound(r: dict, base: dict, e2e: list[dict]) -> list[str]:
         own = fixed if fixed and e["name"] == "sluice local: MySQL -> MySQL" else None
         serial = own["seconds"] if own else 0.0
         rest = max(0.0, cpu - (own["client_cpu"] + own["server_cpu"] if own else 0.0)) / cores
-        floors[e["name"]] = serial + rest
+        mine = serial + rest if own else mine
         rows.append(
             f"| {_md(e['name'])} | {_s(serial) if own else '-'} | {_s(rest)} | "
             f"**{_s(serial + rest)}** | {_s(e['seconds'])} |"
@@ -101,9 +101,8 @@ def _bound(r: dict, base: dict, e2e: list[dict]) -> list[str]:
         "| --- | ---: | ---: | ---: | ---: |",
         *rows,
     ]
-    mine = floors.get("sluice local: MySQL -> MySQL")
     load = next((e for e in e2e if e["name"] == "LOAD DATA LOCAL INFILE"), None)
-    if mine and fixed:
+    if mine:
         verdict = (
             "better overlap cannot reach 1x; only less CPU, or a smaller cost of any run, can"
             if mine > base["seconds"]

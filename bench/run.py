@@ -173,15 +173,7 @@ def main(argv=None) -> int:
             chosen = choose_workers("auto")
             other = "threads" if chosen == "processes" else "processes"
             for workers in (chosen, other):
-                ensure_server(info)
-                dst = dbs.name("sluice")
-                doc = stages.contract_doc("mysql", src, dst=dst, page_size=args.page_size)
-                log(f"bench: sluice run --local --workers {workers}, MySQL -> MySQL ...")
-                s0 = machine.server_cpu_seconds(pid)
-                summary = _pipeline(doc, tmp, "mysql", workers)
-                srv = machine.server_cpu_seconds(pid) - s0
-                _check(info, dst, rows, "sluice MySQL -> MySQL")
-                dbs.drop(dst)
+                summary, srv = _into_mysql(info, dbs, pid, tmp, src, rows, workers, args.page_size)
                 record(
                     "sluice local: MySQL -> MySQL"
                     + ("" if workers == chosen else f" (--workers {workers})"),
@@ -307,20 +299,32 @@ def _mode(workers: str) -> str:
 FIXED_COST_ROWS = 1_000
 
 
+def _into_mysql(
+    info, dbs, pid, tmp: str, src: str, rows: int, workers: str, page_size: int, label: str = ""
+) -> tuple[dict, float]:
+    """sluice's local run of `src` into a new MySQL database, checked and dropped after: its
+    summary and the server's CPU seconds over it."""
+    ensure_server(info)
+    dst = dbs.name("_".join(filter(None, ["sluice", label])))
+    doc = stages.contract_doc("mysql", src, dst=dst, page_size=page_size)
+    log(f"bench: sluice run --local --workers {workers}, MySQL -> MySQL, {rows:,} rows ...")
+    s0 = machine.server_cpu_seconds(pid)
+    summary = _pipeline(doc, tmp, "mysql", workers, label=label)
+    srv = machine.server_cpu_seconds(pid) - s0
+    _check(info, dst, rows, f"sluice MySQL -> MySQL ({rows:,} rows)")
+    dbs.drop(dst)
+    return summary, srv
+
+
 def _fixed_cost(info, dbs, pid, tmp: str, workers: str, page_size: int) -> dict:
     """What any sluice run costs: the MySQL -> MySQL run over FIXED_COST_ROWS rows (start-up,
     the emulated stack, plan, one page, verify, one after another), for the report's bound."""
-    src, dst = dbs.name("fixed_src"), dbs.name("fixed_dst")
+    src = dbs.name("fixed_src")
     data.create(info, src, FIXED_COST_ROWS)
-    ensure_server(info)
-    log(f"bench: sluice run --local --workers {workers}, {FIXED_COST_ROWS:,} rows ...")
-    s0 = machine.server_cpu_seconds(pid)
-    doc = stages.contract_doc("mysql", src, dst=dst, page_size=page_size)
-    summary = _pipeline(doc, tmp, "mysql", workers, label="fixed")
-    srv = machine.server_cpu_seconds(pid) - s0
-    _check(info, dst, FIXED_COST_ROWS, "sluice's fixed-cost run")
+    summary, srv = _into_mysql(
+        info, dbs, pid, tmp, src, FIXED_COST_ROWS, workers, page_size, "fixed"
+    )
     dbs.drop(src)
-    dbs.drop(dst)
     b = summary["bench"]
     return {
         "rows": FIXED_COST_ROWS,
