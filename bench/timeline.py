@@ -41,6 +41,16 @@ PARTS = [
     ("sluice.stages", "Context.get", "S3 GetObject"),
     ("sluice.manifest", "Manifest.advance", "manifest: advance"),
     ("sluice.manifest", "Manifest.page", "manifest: page read"),
+    ("sluice.stages", "plan_run", "plan, all of it"),
+    ("sluice.stages", "introspect", "  introspect"),
+    ("sluice.stages", "cut_pages", "  cut pages"),
+    ("sluice.stages", "_prepare_targets", "  prepare targets"),
+    ("sluice.stages", "_connection", "  connect"),
+    ("sluice.manifest", "Manifest.record_plan", "  record plan"),
+    ("sluice.stages", "verify_run", "verify, all of it"),
+    ("sluice.verify", "_row_counts", "  row counts"),
+    ("sluice.stages", "progress", "progress check, all of it"),
+    ("sluice.manifest", "Manifest.progress", "  manifest: the run's items read"),
 ]
 
 

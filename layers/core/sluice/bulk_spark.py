@@ -95,6 +95,26 @@ def jdbc_url(info: ConnInfo) -> str:
     return f"jdbc:mysql://{info.host}:{info.port}/"
 
 
+def jdbc_tls(info: ConnInfo) -> dict[str, str]:
+    """MariaDB Connector/J 2.x's properties for the connection's TLS mode (sluice.db.SSL_MODES).
+
+    serverSslCert takes a CA bundle's path or its PEM text, as ssl_ca does; without one, Java's
+    own trust store decides. Connector/J 2.x has no preferred mode: there, the JDBC read goes
+    in the clear (the rows themselves are read by pymysql, which encrypts when it can)."""
+    if info.ssl_mode == "disabled":
+        return {"useSsl": "false"}
+    if info.ssl_mode == "preferred":
+        return {}
+    if info.ssl_mode == "required":
+        return {"useSsl": "true", "trustServerCertificate": "true"}
+    props = {"useSsl": "true"}
+    if info.ssl_ca:
+        props["serverSslCert"] = info.ssl_ca
+    if info.ssl_mode == "verify-ca":
+        props["disableSslHostnameVerification"] = "true"
+    return props
+
+
 def range_counts(
     spark,
     info: ConnInfo,
@@ -119,6 +139,7 @@ def range_counts(
             # The planner read TIMESTAMP keys in UTC: the predicates must mean the same.
             "sessionInitStatement": "SET time_zone = '+00:00'",
             "fetchsize": "10000",
+            **jdbc_tls(info),
         },
     )
     sums = (

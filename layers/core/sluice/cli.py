@@ -13,10 +13,10 @@ from .errors import ContractError, SluiceError
 
 
 def cmd_init(args) -> int:
-    from .db import connect, parse_url
+    from .db import connect, parse_url, tls_from_env
     from .scaffold import starter_contract
 
-    info = parse_url(args.source)
+    info = tls_from_env(parse_url(args.source), "source")
     if not info.database:
         raise SluiceError("--source must name a database: mysql://user:pw@host:port/DATABASE")
     if args.target != "dynamodb" and not args.target.startswith(("mysql://", "mariadb://")):

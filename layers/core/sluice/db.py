@@ -19,6 +19,13 @@ import pymysql.cursors
 
 from .errors import SluiceError
 
+# TLS modes, as MySQL's clients name them (--ssl-mode). "preferred" encrypts when the server
+# offers TLS and checks no certificate; "required" insists on TLS, still unchecked; "verify-ca"
+# also checks the server's certificate against the CA bundle (ssl_ca, else the system's); and
+# "verify-identity" also checks that the certificate names the host connected to.
+SSL_MODES = ("disabled", "preferred", "required", "verify-ca", "verify-identity")
+VERIFYING = ("verify-ca", "verify-identity")
+
 
 @dataclass(frozen=True, slots=True)
 class ConnInfo:
@@ -27,9 +34,18 @@ class ConnInfo:
     user: str
     password: str
     database: str | None = None
+    ssl_mode: str = "preferred"
+    ssl_ca: str | None = None  # a PEM CA bundle: a file's path, or the PEM text itself
 
     def redacted(self) -> str:
         return f"mysql://{self.user}@{self.host}:{self.port}/{self.database or ''}"
+
+    def described(self) -> str:
+        """redacted() and the TLS mode, when it is not the default."""
+        if self.ssl_mode == "preferred":
+            return self.redacted()
+        ca = "" if self.ssl_mode not in VERIFYING else f", CA {_ca_named(self.ssl_ca)}"
+        return f"{self.redacted()} (TLS {self.ssl_mode}{ca})"
 
     def with_database(self, database: str | None) -> ConnInfo:
         return replace(self, database=database)
@@ -66,21 +82,66 @@ def _secret(arn: str) -> ConnInfo:
 
     raw = client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
     doc = json.loads(raw)
-    return ConnInfo(
+    info = ConnInfo(
         host=doc["host"],
         port=int(doc.get("port", 3306)),
         user=doc["username"],
         password=doc["password"],
         database=doc.get("dbname"),
     )
+    return with_tls(
+        info,
+        doc.get("ssl_mode"),
+        doc.get("ssl_ca"),
+        (f"the secret {arn}'s ssl_mode", f"the secret {arn}'s ssl_ca"),
+    )
+
+
+def with_tls(info: ConnInfo, mode: str | None, ca: str | None, names: tuple[str, str]) -> ConnInfo:
+    """`info` with a TLS mode and CA bundle, checked; `names` are the two settings' names as
+    the user wrote them, for errors. A CA bundle without a mode verifies the server's
+    identity; a CA bundle beside a mode that checks no certificate is refused."""
+    mode = _mode(mode)
+    ca = None if not (ca or "").strip() else ca if _is_pem(ca) else ca.strip()
+    if not mode:
+        mode = "verify-identity" if ca else info.ssl_mode
+    if mode not in SSL_MODES:
+        raise SluiceError(f"{names[0]}={mode!r}: give one of {', '.join(SSL_MODES)}")
+    if ca and mode not in VERIFYING:
+        raise SluiceError(
+            f"{names[1]} is set but {names[0]} is {mode}, which checks no certificate: set it "
+            f"to verify-ca or verify-identity, or leave {names[1]} out"
+        )
+    if ca and not _is_pem(ca) and not os.path.isfile(ca):
+        raise SluiceError(
+            f"{names[1]}: no file at {ca!r} (give a PEM CA bundle's path, or its text)"
+        )
+    return replace(info, ssl_mode=mode, ssl_ca=ca)
+
+
+def _mode(text: str | None) -> str:
+    """A TLS mode as SSL_MODES spells it (MySQL's VERIFY_IDENTITY is verify-identity)."""
+    return (text or "").strip().lower().replace("_", "-")
+
+
+def _is_pem(ca: str) -> bool:
+    return ca.lstrip().startswith("-----BEGIN")
+
+
+def _ca_named(ca: str | None) -> str:
+    if ca is None:
+        return "the system's"
+    return "given as PEM text" if _is_pem(ca) else ca
 
 
 def resolve(role: str, contract_url: str | None = None, database: str | None = None) -> ConnInfo:
     """Connection for `role` ("source" or "target").
 
     Credentials never come from the contract: in order, `SLUICE_<ROLE>_SECRET_ARN` (a Secrets
-    Manager secret with host/port/username/password), `SLUICE_<ROLE>_URL`, then the contract's
-    password-less URL with `SLUICE_<ROLE>_PASSWORD`.
+    Manager secret with host/port/username/password, and optionally ssl_mode and ssl_ca),
+    `SLUICE_<ROLE>_URL`, then the contract's password-less URL with `SLUICE_<ROLE>_PASSWORD`.
+    `SLUICE_<ROLE>_SSL_MODE` and `SLUICE_<ROLE>_SSL_CA` set TLS whichever it is (over the
+    secret's): see SSL_MODES.
     """
     env = role.upper()
     if arn := os.environ.get(f"SLUICE_{env}_SECRET_ARN"):
@@ -95,7 +156,20 @@ def resolve(role: str, contract_url: str | None = None, database: str | None = N
             f"no {role} database connection: set SLUICE_{env}_URL (mysql://user:pw@host:port) "
             f"or SLUICE_{env}_SECRET_ARN"
         )
-    return info.with_database(database or info.database)
+    return tls_from_env(info, role).with_database(database or info.database)
+
+
+def tls_from_env(info: ConnInfo, role: str) -> ConnInfo:
+    """`info` with `SLUICE_<ROLE>_SSL_MODE` and `SLUICE_<ROLE>_SSL_CA` applied, over what it
+    holds (a secret's settings): a CA bundle alone keeps a verifying mode, a mode its CA."""
+    env = role.upper()
+    mode = _mode(os.environ.get(f"SLUICE_{env}_SSL_MODE"))
+    ca = os.environ.get(f"SLUICE_{env}_SSL_CA") or ""
+    if not (mode or ca.strip()):
+        return info
+    mode = mode or (info.ssl_mode if info.ssl_mode in VERIFYING else "")
+    ca = ca or (info.ssl_ca if mode in VERIFYING else "")
+    return with_tls(info, mode, ca, (f"SLUICE_{env}_SSL_MODE", f"SLUICE_{env}_SSL_CA"))
 
 
 # Encoders only: bound parameters are still escaped, but result values arrive as the server
@@ -110,7 +184,7 @@ class ConnectError(SluiceError):
 class _Connection(pymysql.connections.Connection):
     """pymysql's connection, with the TLS context of its default mode made once a process.
 
-    With no TLS options, pymysql encrypts when the server offers TLS and verifies no
+    In the preferred mode (ConnInfo.ssl_mode), pymysql encrypts when the server offers TLS and verifies no
     certificate. For that it built a context with the system's CA bundle, which it never
     consults, at 16-18 ms of CPU for every connection: a Lambda worker's each, and each
     thread's in the local runtime. Given options, it builds its own context as before."""
@@ -123,6 +197,34 @@ class _Connection(pymysql.connections.Connection):
         if _Connection._default_tls is None:  # threads may both make one: either serves
             _Connection._default_tls = super()._create_ssl_ctx(sslp)
         return _Connection._default_tls
+
+
+def _tls_options(info: ConnInfo) -> dict:
+    """pymysql's arguments for the connection's TLS mode (preferred: pymysql's default)."""
+    if info.ssl_mode == "disabled":
+        return {"ssl_disabled": True}
+    if info.ssl_mode == "preferred":
+        return {}
+    return {"ssl": _tls_context(info.ssl_mode, info.ssl_ca)}
+
+
+@lru_cache(maxsize=16)
+def _tls_context(mode: str, ca: str | None) -> ssl.SSLContext:
+    """One context a process for each mode and CA bundle (a context costs 16-18 ms of CPU;
+    reading a CA bundle, more). pymysql takes a context as is, and then insists on TLS."""
+    if mode not in VERIFYING:  # required: encrypted, nothing checked
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    pem = ca is not None and _is_pem(ca)
+    try:
+        ctx = ssl.create_default_context(cafile=None if pem else ca, cadata=ca if pem else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectError(f"the CA bundle {_ca_named(ca)} cannot be read: {exc}") from exc
+    ctx.check_hostname = mode == "verify-identity"
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
 
 
 def connect(
@@ -154,9 +256,10 @@ def connect(
             write_timeout=read_timeout,
             init_command="SET time_zone = '+00:00'",
             conv=dict(_RAW_CONV) if raw else None,
+            **_tls_options(info),
         )
     except pymysql.err.MySQLError as exc:
-        raise ConnectError(f"cannot connect to {info.redacted()}: {exc.args[-1]}") from exc
+        raise ConnectError(f"cannot connect to {info.described()}: {exc.args[-1]}") from exc
     if statement_timeout:
         try:
             set_statement_timeout(conn, statement_timeout)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,7 +71,21 @@ def error_code(exc: BaseException) -> int | None:
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, pymysql.err.InterfaceError):
         return True
+    if _certificate_refused(exc):  # pymysql reports it as "cannot connect" (2003)
+        return False
     return error_code(exc) in TRANSIENT
+
+
+def _certificate_refused(exc: BaseException | None) -> bool:
+    """Whether `exc` came of a server certificate that failed verification (the wrong CA
+    bundle, or a name the certificate does not hold): it fails on every attempt."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def mysql_failure(exc: BaseException) -> BaseException | None:
