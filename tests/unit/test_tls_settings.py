@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from sluice import db
 from sluice.errors import SluiceError
 
-PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
 
 
 @pytest.fixture
@@ -106,3 +108,69 @@ def test_the_bulk_jobs_jdbc_read_gets_connector_js_settings_for_each_mode():
         "disableSslHostnameVerification": "true",
     }
     assert props("verify-identity") == {"useSsl": "true"}  # Java's trust store decides
+
+
+def test_each_mode_gives_pymysql_the_checks_it_names(tmp_path):
+    import ssl
+
+    assert db._tls_options(db.ConnInfo("h", 1, "u", "p")) == {}  # pymysql's preferred
+    assert db._tls_options(db.ConnInfo("h", 1, "u", "p", ssl_mode="disabled")) == {
+        "ssl_disabled": True
+    }
+    required = db._tls_options(db.ConnInfo("h", 1, "u", "p", ssl_mode="required"))["ssl"]
+    assert (required.verify_mode, required.check_hostname) == (ssl.CERT_NONE, False)
+    checks = {}
+    for mode in db.VERIFYING:  # the system's trust store: no bundle given
+        ctx = db._tls_options(db.ConnInfo("h", 1, "u", "p", ssl_mode=mode))["ssl"]
+        checks[mode] = (ctx.verify_mode, ctx.check_hostname)
+        assert not ctx.verify_flags & ssl.VERIFY_X509_STRICT  # as pymysql's own contexts
+    assert checks == {
+        "verify-ca": (ssl.CERT_REQUIRED, False),
+        "verify-identity": (ssl.CERT_REQUIRED, True),
+    }
+    # One context a process for each mode and bundle.
+    assert db._tls_context("verify-ca", None) is db._tls_context("verify-ca", None)
+
+
+def test_a_refused_certificate_is_not_transient_while_a_refused_connection_is():
+    import ssl
+
+    import pymysql
+
+    def connect_error(cause: BaseException) -> db.ConnectError:
+        # As pymysql raises it: "cannot connect" (2003) while handling the socket's error.
+        try:
+            try:
+                raise cause
+            except OSError as exc:
+                raise pymysql.err.OperationalError(2003, f"Can't connect ({exc})") from None
+        except pymysql.err.OperationalError as driver:
+            error = db.ConnectError(f"cannot connect: {driver.args[-1]}")
+            error.__cause__ = driver
+            driver.__context__ = cause
+            return error
+
+    from sluice import retry
+
+    refused = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED]")
+    assert not retry.is_transient(connect_error(refused))
+    assert retry.is_transient(connect_error(ConnectionRefusedError(111, "refused")))
+
+
+def test_settings_of_the_wrong_type_or_shape_are_refused_by_name(tmp_path):
+    names = ("the secret's ssl_mode", "the secret's ssl_ca")
+    info = db.ConnInfo("h", 1, "u", "p")
+    with pytest.raises(SluiceError, match="the secret's ssl_mode is bool: give it as a string"):
+        db.with_tls(info, True, None, names)
+    with pytest.raises(SluiceError, match="does not start with -----BEGIN CERTIFICATE-----"):
+        db.with_tls(info, "verify-ca", "-----BEGIN PRIVATE KEY-----\nx", names)
+    # Text is trimmed (Connector/J wants the certificate's first line first); a path is made
+    # absolute (Spark's workers resolve it from elsewhere).
+    assert db.with_tls(info, None, "\n" + PEM, names).ssl_ca == PEM.strip()
+    (tmp_path / "ca.pem").write_text(PEM)
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert db.with_tls(info, None, "ca.pem", names).ssl_ca == str(tmp_path / "ca.pem")
+    finally:
+        os.chdir(here)

@@ -100,9 +100,14 @@ def _secret(arn: str) -> ConnInfo:
 def with_tls(info: ConnInfo, mode: str | None, ca: str | None, names: tuple[str, str]) -> ConnInfo:
     """`info` with a TLS mode and CA bundle, checked; `names` are the two settings' names as
     the user wrote them, for errors. A CA bundle without a mode verifies the server's
-    identity; a CA bundle beside a mode that checks no certificate is refused."""
+    identity; a CA bundle beside a mode that checks no certificate is refused. A bundle's
+    path is made absolute (Spark's workers resolve it elsewhere), its text trimmed (Connector/J
+    reads it as PEM only when it starts with the certificate's first line)."""
+    for value, name in ((mode, names[0]), (ca, names[1])):
+        if value is not None and not isinstance(value, str):
+            raise SluiceError(f"{name} is {type(value).__name__}: give it as a string")
     mode = _mode(mode)
-    ca = None if not (ca or "").strip() else ca if _is_pem(ca) else ca.strip()
+    ca = (ca or "").strip() or None
     if not mode:
         mode = "verify-identity" if ca else info.ssl_mode
     if mode not in SSL_MODES:
@@ -112,11 +117,23 @@ def with_tls(info: ConnInfo, mode: str | None, ca: str | None, names: tuple[str,
             f"{names[1]} is set but {names[0]} is {mode}, which checks no certificate: set it "
             f"to verify-ca or verify-identity, or leave {names[1]} out"
         )
-    if ca and not _is_pem(ca) and not os.path.isfile(ca):
-        raise SluiceError(
-            f"{names[1]}: no file at {ca!r} (give a PEM CA bundle's path, or its text)"
-        )
+    if ca and _is_pem(ca):
+        if not ca.startswith(PEM_CERTIFICATE):
+            raise SluiceError(
+                f"{names[1]} is PEM text that does not start with {PEM_CERTIFICATE}: give the "
+                "CA bundle's certificates"
+            )
+    elif ca:
+        if not os.path.isfile(ca):
+            shown = ca if len(ca) <= 200 else ca[:200] + "..."
+            raise SluiceError(
+                f"{names[1]}: no file at {shown!r} (give a PEM CA bundle's path, or its text)"
+            )
+        ca = os.path.abspath(ca)
     return replace(info, ssl_mode=mode, ssl_ca=ca)
+
+
+PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
 
 
 def _mode(text: str | None) -> str:
@@ -168,7 +185,7 @@ def tls_from_env(info: ConnInfo, role: str) -> ConnInfo:
     if not (mode or ca.strip()):
         return info
     mode = mode or (info.ssl_mode if info.ssl_mode in VERIFYING else "")
-    ca = ca or (info.ssl_ca if mode in VERIFYING else "")
+    ca = ca.strip() or (info.ssl_ca if mode in VERIFYING else "")
     return with_tls(info, mode, ca, (f"SLUICE_{env}_SSL_MODE", f"SLUICE_{env}_SSL_CA"))
 
 
@@ -222,6 +239,9 @@ def _tls_context(mode: str, ca: str | None) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=None if pem else ca, cadata=ca if pem else None)
     except (OSError, ssl.SSLError) as exc:
         raise ConnectError(f"the CA bundle {_ca_named(ca)} cannot be read: {exc}") from exc
+    # As pymysql's own contexts: Python 3.13 checks X.509 strictly by default, which the
+    # certificates MySQL generates for itself fail.
+    ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
     ctx.check_hostname = mode == "verify-identity"
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
