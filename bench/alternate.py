@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     if data.rows_in(info, SOURCE) != args.rows:
         print(f"bench.alternate: generating {args.rows:,} rows in {SOURCE} ...", flush=True)
         data.create(info, SOURCE, args.rows)
-    pid = machine.server_pid()
+    pid = machine.server_pid(info)
     runs: dict[Path, list[tuple[float, float, float, float]]] = {t: [] for t in trees}
     try:
         for round_ in range(args.runs):

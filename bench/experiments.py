@@ -118,7 +118,7 @@ def extract_experiment(info, src: str, pages) -> list[dict]:
     raw = db.connect(info.with_database(src), raw=True)
     table = source.introspect(raw, src, only=[data.TABLE])[data.TABLE]
     schema = arrow_schema(table.columns)
-    pid = machine.server_pid()
+    pid = machine.server_pid(info)
 
     def by_columns(lo, hi):
         return pa.Table.from_batches(

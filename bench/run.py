@@ -90,10 +90,15 @@ def main(argv=None) -> int:
     os.environ.setdefault("SLUICE_MYSQL_URL", f"mysql://{info.user}@{info.host}:{info.port}")
     ensure_server(info)
     dbs = Databases(info)
-    pid = machine.server_pid()
+    pid = machine.server_pid(info)
     started = dt.datetime.now(dt.UTC)
     load_before = os.getloadavg()[0]
     results: dict = {"args": vars(args), "end_to_end": [], "notes": []}
+    if pid is None:
+        results["notes"].append(
+            "server CPU not measured (reads 0): the server's pid file is not readable here and "
+            "this machine runs no mariadbd, or more than one"
+        )
     try:
         # mydumper first: describe() runs `mydumper --version`, which fails when it is missing.
         if note := baselines.ensure_mydumper():
