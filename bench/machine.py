@@ -32,15 +32,7 @@ def server_pid(info) -> int | None:
     """The process of the server at `info`: the one its pid file names (`@@pid_file`), else
     the only mariadbd or mysqld here; None when it is not on this machine or cannot be told
     apart from another server's (its CPU then reads 0, and the bench says so)."""
-    from sluice.db import connect
-
-    conn = connect(info)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT @@pid_file")
-            pid_file = cur.fetchone()[0]
-    finally:
-        conn.close()
+    ((pid_file,),) = sql(info, "SELECT @@pid_file")
     try:
         return int(Path(pid_file).read_text().split()[0])
     except (OSError, ValueError, IndexError):

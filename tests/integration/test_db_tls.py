@@ -4,6 +4,7 @@ TLS only."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -118,7 +119,7 @@ def server_without_tls(mysql_info) -> db.ConnInfo:
 
 
 def test_required_refuses_a_server_without_tls(server_without_tls):
-    info = db.ConnInfo(**{**_fields(server_without_tls), "ssl_mode": "required"})
+    info = dataclasses.replace(server_without_tls, ssl_mode="required")
     with pytest.raises(db.ConnectError, match=r"TLS required\): SSL is required"):
         db.connect(info)
 
@@ -131,10 +132,6 @@ def test_preferred_encrypts_when_offered_and_disabled_does_not(tls):
 
 def test_preferred_connects_in_the_clear_to_a_server_without_tls(server_without_tls):
     assert _session_cipher(server_without_tls) == ""
-
-
-def _fields(info: db.ConnInfo) -> dict:
-    return {f: getattr(info, f) for f in db.ConnInfo.__slots__}
 
 
 @pytest.mark.parametrize("path", ["lambda", "bulk"])

@@ -201,8 +201,8 @@ class ConnectError(SluiceError):
 class _Connection(pymysql.connections.Connection):
     """pymysql's connection, with the TLS context of its default mode made once a process.
 
-    In the preferred mode (ConnInfo.ssl_mode), pymysql encrypts when the server offers TLS and verifies no
-    certificate. For that it built a context with the system's CA bundle, which it never
+    In the preferred mode (ConnInfo.ssl_mode), pymysql encrypts when the server offers TLS
+    and verifies no certificate. For that it built a context with the system's CA bundle, which it never
     consults, at 16-18 ms of CPU for every connection: a Lambda worker's each, and each
     thread's in the local runtime. Given options, it builds its own context as before."""
 
